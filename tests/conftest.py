@@ -18,3 +18,16 @@ def dtype(request):
 def tolerance(dtype):
     """Absolute tolerance for comparing results computed in ``dtype``."""
     return {torch.float32: 1e-4, torch.float64: 1e-10}[dtype]
+
+
+@pytest.fixture
+def float64_default():
+    """Run with float64 as torch's default dtype.
+
+    e3nn builds some constants (e.g. the generators behind its ``wigner_D``) in
+    the default dtype, so it is an exact oracle only under float64 defaults.
+    """
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

@@ -114,7 +114,7 @@ def test_randn_shapes_and_norm():
         x.randn(3, 4)
 
 
-def test_D_from_matrix_matches_e3nn():
+def test_D_from_matrix_matches_e3nn(float64_default):
     irreps = "2x0e + 1o + 0o + 2e + 3o"
     R = e3nn.o3.rand_matrix(4, dtype=torch.float64)
     for sign in (1, -1):
