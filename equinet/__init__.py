@@ -3,9 +3,15 @@
 Layers, from the bottom up (imports only point down):
 
 - :mod:`equinet.o3`: irreps of O(3), rotations, Wigner matrices, spherical harmonics.
+- :mod:`equinet.nn`: layers: radial bases, cutoffs, MLPs.
+- :mod:`equinet.graph`: radius graphs (periodic too), batching, scatter sums.
+- :mod:`equinet.models`: reference models built from the layers above.
 - :mod:`equinet.testing`: equivariance checks for users' own tests.
 """
 from . import o3, testing
+from . import interop  # e3nn bridge; imports e3nn only when called
+from . import graph, nn
+from . import models
 
 __version__ = "0.1.0"
-__all__ = ["o3", "testing", "__version__"]
+__all__ = ["o3", "testing", "interop", "graph", "nn", "models", "__version__"]

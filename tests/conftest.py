@@ -21,6 +21,12 @@ def tolerance(dtype):
 
 
 @pytest.fixture
+def atol(dtype):
+    """:func:`tolerance` of the ``dtype`` fixture (test modules cannot import conftest)."""
+    return tolerance(dtype)
+
+
+@pytest.fixture
 def float64_default():
     """Run with float64 as torch's default dtype.
 

@@ -122,12 +122,6 @@ class Irrep(tuple):
     def index(self, _value):
         raise NotImplementedError("Irrep is a label, not a container")
 
-    def __contains__(self, _value):
-        raise NotImplementedError("Irrep is a label, not a container")
-
-    def __len__(self):
-        raise NotImplementedError("Irrep is a label, not a container")
-
     # -- matrices of the representation -------------------------------------------------
     def D_from_angles(self, alpha, beta, gamma, k=None) -> torch.Tensor:
         r"""The matrix :math:`p^k D^l(\alpha, \beta, \gamma)`, shape ``(..., 2l+1, 2l+1)``.

@@ -19,7 +19,7 @@ sparse nonzeros of :math:`C`; it never sees irreps.
 import functools
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -43,9 +43,11 @@ MODES = {
 }
 
 
-@dataclass(frozen=True)
-class Instruction:
-    """One e3nn instruction, normalised: ``path_weight`` is the final path coefficient."""
+class Instruction(NamedTuple):
+    """One e3nn instruction, normalised: ``path_weight`` is the final path coefficient.
+
+    A named tuple, as e3nn's, so that code unpacking e3nn instructions works unchanged.
+    """
 
     i_in1: int
     i_in2: int
@@ -188,8 +190,11 @@ def _check_instruction(k: int, ins: Sequence, irreps_in1: Irreps, irreps_in2: Ir
     if expected_out is not None and mul_out != expected_out:
         raise ValueError(f"instruction {k} {tuple(ins)!r}: mode {mode!r} needs an output "
                          f"multiplicity of {expected_out}, got {mul_out}")
-    if mode == "u<vw" and not has_weight:
-        raise ValueError(f"instruction {k} {tuple(ins)!r}: mode 'u<vw' needs weights")
+    if mode in ("uvw", "u<vw") and not has_weight:
+        raise ValueError(f"instruction {k} {tuple(ins)!r}: mode {mode!r} needs weights")
+    if mode == "uuw" and not has_weight and mul_out != 1:
+        raise ValueError(f"instruction {k} {tuple(ins)!r}: mode 'uuw' without weights sums over "
+                         f"u into one channel; the output multiplicity must be 1, got {mul_out}")
     return i1, i2, io, mode, bool(has_weight), path_weight
 
 

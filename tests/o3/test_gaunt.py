@@ -1,4 +1,4 @@
-"""equinet.o3.gaunt against two independent oracles: sympy's complex Gaunt coefficients and quadrature."""
+"""equinet.o3.gaunt against independent oracles: sympy's complex Gaunt coefficients, quadrature."""
 import math
 
 import numpy as np
@@ -34,14 +34,16 @@ def _sympy_real_gaunt(l1, l2, l3) -> torch.Tensor:
         for m2 in range(-l2, l2 + 1):
             m3 = -m1 - m2
             if abs(m3) <= l3:
-                G[m1 + l1, m2 + l2, m3 + l3] = float(sympy_wigner.gaunt(l1, l2, l3, m1, m2, m3).evalf(30))
-    real = torch.einsum("ai,bj,ck,ijk->abc", _complex_to_real(l1), _complex_to_real(l2), _complex_to_real(l3), G)
+                value = sympy_wigner.gaunt(l1, l2, l3, m1, m2, m3).evalf(30)
+                G[m1 + l1, m2 + l2, m3 + l3] = float(value)
+    U1, U2, U3 = (_complex_to_real(l) for l in (l1, l2, l3))
+    real = torch.einsum("ai,bj,ck,ijk->abc", U1, U2, U3, G)
     assert real.imag.abs().max() < 1e-14
     return real.real
 
 
 def _quadrature_gaunt(l1, l2, l3) -> torch.Tensor:
-    """Gauss-Legendre in cos(beta) x equispaced alpha of e3nn's harmonics: exact for degree l1+l2+l3."""
+    """Gauss-Legendre in cos(beta) x equispaced alpha of e3nn's harmonics; exact at l1+l2+l3."""
     n = l1 + l2 + l3 + 1
     z, w = np.polynomial.legendre.leggauss(n // 2 + 1)
     beta = torch.from_numpy(np.arccos(z))
@@ -49,12 +51,13 @@ def _quadrature_gaunt(l1, l2, l3) -> torch.Tensor:
     b, a = torch.meshgrid(beta, alpha, indexing="ij")
     xyz = torch.stack([b.sin() * a.sin(), b.cos(), b.sin() * a.cos()], -1).reshape(-1, 3)
     weights = (torch.from_numpy(w)[:, None] * (2 * math.pi / n)).expand(b.shape).reshape(-1)
-    Y = [e3nn_o3.spherical_harmonics(l, xyz, normalize=True, normalization="integral") for l in (l1, l2, l3)]
+    Y = [e3nn_o3.spherical_harmonics(l, xyz, normalize=True, normalization="integral")
+         for l in (l1, l2, l3)]
     return torch.einsum("p,pi,pj,pk->ijk", weights, *Y)
 
 
-TRIPLES = [(0, 0, 0), (1, 1, 0), (1, 1, 2), (2, 2, 2), (2, 3, 1), (3, 3, 4), (4, 2, 6), (3, 4, 5), (5, 5, 6),
-           (6, 6, 6), (6, 4, 4)]
+TRIPLES = [(0, 0, 0), (1, 1, 0), (1, 1, 2), (2, 2, 2), (2, 3, 1), (3, 3, 4), (4, 2, 6), (3, 4, 5),
+           (5, 5, 6), (6, 6, 6), (6, 4, 4)]
 
 
 @pytest.mark.parametrize("l1, l2, l3", TRIPLES)
@@ -66,8 +69,8 @@ def test_matches_sympy(l1, l2, l3):
 
 @pytest.mark.parametrize("l1, l2, l3", [(1, 2, 3), (3, 3, 2), (2, 5, 7), (7, 5, 4), (9, 8, 5)])
 def test_matches_quadrature_of_e3nn_harmonics(l1, l2, l3):
-    torch.testing.assert_close(gaunt(l1, l2, l3, dtype=torch.float64), _quadrature_gaunt(l1, l2, l3),
-                               atol=1e-12, rtol=0)
+    G = gaunt(l1, l2, l3, dtype=torch.float64)
+    torch.testing.assert_close(G, _quadrature_gaunt(l1, l2, l3), atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("l1, l2, l3", [(1, 1, 1), (2, 1, 2), (3, 2, 4), (1, 1, 3), (0, 2, 1)])
@@ -82,7 +85,8 @@ def test_zero_for_odd_sum_or_outside_triangle(l1, l2, l3):
 def test_symmetric_under_permutation():
     G = gaunt(2, 3, 3, dtype=torch.float64)
     torch.testing.assert_close(G.permute(0, 2, 1), G, atol=0, rtol=0)
-    torch.testing.assert_close(gaunt(3, 2, 3, dtype=torch.float64), G.permute(1, 0, 2), atol=1e-15, rtol=0)
+    torch.testing.assert_close(gaunt(3, 2, 3, dtype=torch.float64), G.permute(1, 0, 2),
+                               atol=1e-15, rtol=0)
 
 
 def test_dtype_device_and_copy():

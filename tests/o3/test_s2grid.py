@@ -238,9 +238,7 @@ def test_default_resolution_equals_e3nn(lmax, res):
     assert (ours.lmax, ours.res_beta, ours.res_alpha) == (ref.lmax, ref.res_beta, ref.res_alpha)
 
 
-def test_dtypes_and_batch_shapes(path, dtype):
-    from conftest import tolerance
-
+def test_dtypes_and_batch_shapes(path, dtype, atol):
     lmax, res = 4, (10, 11)
     c = torch.randn(2, 3, (lmax + 1) ** 2, dtype=F64)
     to64, from64 = ToS2Grid(lmax, res, dtype=F64), FromS2Grid(res, lmax, dtype=F64)
@@ -248,10 +246,10 @@ def test_dtypes_and_batch_shapes(path, dtype):
     _assert_path(to_grid, path)
     grid = to_grid(c.to(dtype))
     assert grid.dtype == dtype and grid.shape == (2, 3, *res)
-    torch.testing.assert_close(grid.double(), to64(c), atol=tolerance(dtype), rtol=0)
+    torch.testing.assert_close(grid.double(), to64(c), atol=atol, rtol=0)
     back = from_grid(grid)
     assert back.dtype == dtype and back.shape == c.shape
-    torch.testing.assert_close(back.double(), from64(to64(c)), atol=tolerance(dtype), rtol=0)
+    torch.testing.assert_close(back.double(), from64(to64(c)), atol=atol, rtol=0)
 
     # unbatched and empty batches
     assert to_grid(c[0, 0].to(dtype)).shape == res

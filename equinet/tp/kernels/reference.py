@@ -25,6 +25,8 @@ def _einsum_formula(mode: str, weighted: bool, batched_weight: bool) -> str:
     operands = [f"z{a}i", f"z{b}j", "ijk"]
     if weighted:
         operands.append(("z" if batched_weight else "") + w)
+    else:  # unweighted "uuw": the single output channel w is the sum over u
+        out = "".join(c for c in out if c in a + b)
     return ",".join(operands) + f"->z{out}k"
 
 

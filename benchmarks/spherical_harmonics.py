@@ -1,0 +1,101 @@
+"""Speed of spherical harmonics of degrees 0..L: equinet vs e3nn vs sphericart-torch (CPU).
+
+    python benchmarks/spherical_harmonics.py [--n 200000] [--threads 2] [--repeats 9]
+
+Forward: ``Y = f(x)`` for random float32 vectors ``x`` of shape ``[n, 3]``.
+Forward+backward: ``f(x).sum().backward()`` with ``x.requires_grad``.
+equinet and e3nn are called identically,
+``spherical_harmonics(list(range(L + 1)), x, normalize=True)`` (normalization "integral").
+sphericart-torch uses its own conventions (Wikipedia's real harmonics: z as polar axis, another
+sign and ordering of the components) and is run at the same L with its defaults
+(``SphericalHarmonics(L).compute(x)``, unit directions); its numbers measure the same amount of
+work, not the same output.
+
+The implementations are timed round-robin (one call of each per round), after a warmup, and the
+median over rounds is printed in milliseconds; ratios are e3nn time / equinet time. This script
+reports, it never asserts (timings are not tests).
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+from equinet.o3 import spherical_harmonics
+
+try:
+    from e3nn import o3 as e3nn_o3
+except ImportError:  # pragma: no cover
+    e3nn_o3 = None
+try:
+    import sphericart.torch as sphericart_torch
+except ImportError:  # pragma: no cover
+    sphericart_torch = None
+
+
+def _forward_and_backward(fn, x):
+    def run():
+        xg = x.detach().requires_grad_(True)
+        fn(xg).sum().backward()
+    return run
+
+
+def _implementations(lmax):
+    ls = list(range(lmax + 1))
+    impls = {"equinet": lambda x: spherical_harmonics(ls, x, normalize=True)}
+    if e3nn_o3 is not None:
+        impls["e3nn"] = lambda x: e3nn_o3.spherical_harmonics(ls, x, normalize=True)
+    if sphericart_torch is not None:
+        calculator = sphericart_torch.SphericalHarmonics(lmax)
+        impls["sphericart"] = calculator.compute
+    return impls
+
+
+def _time_round_robin(calls, repeats, warmup=2):
+    times = {name: [] for name in calls}
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=200_000, help="number of vectors")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--lmax", type=int, nargs="+", default=[2, 4, 8, 12])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.randn(args.n, 3, dtype=torch.float32)
+    print(f"n={args.n} float32 CPU, torch {torch.__version__}, {args.threads} threads, "
+          f"median of {args.repeats} round-robin repeats, ms")
+    print(f"sphericart-torch: {'installed' if sphericart_torch else 'not installed'}; "
+          f"e3nn: {'installed' if e3nn_o3 else 'not installed'}")
+    names = ["equinet", "e3nn", "sphericart"]
+    header = (["L"] + [f"{k} fwd" for k in names] + [f"{k} fwd+bwd" for k in names]
+              + ["e3nn/equinet fwd", "e3nn/equinet fwd+bwd"])
+    print(" | ".join(f"{h:>14}" for h in header))
+    for lmax in args.lmax:
+        impls = _implementations(lmax)
+        with torch.no_grad():
+            forward = _time_round_robin({k: (lambda f=f: f(x)) for k, f in impls.items()},
+                                        args.repeats)
+        both = _time_round_robin({k: _forward_and_backward(f, x) for k, f in impls.items()},
+                                 args.repeats)
+        row = [str(lmax)]
+        row += [f"{forward[k]:.2f}" if k in forward else "not installed" for k in names]
+        row += [f"{both[k]:.2f}" if k in both else "not installed" for k in names]
+        row += [f"{forward['e3nn'] / forward['equinet']:.2f}x" if "e3nn" in forward else "-",
+                f"{both['e3nn'] / both['equinet']:.2f}x" if "e3nn" in both else "-"]
+        print(" | ".join(f"{v:>14}" for v in row))
+
+
+if __name__ == "__main__":
+    main()

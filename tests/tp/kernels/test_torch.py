@@ -1,0 +1,113 @@
+"""The ``torch`` backend against the ``reference`` backend (the oracle), on the same descriptors."""
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from equinet.tp import build_descriptor
+from equinet.tp.kernels import get_backend, resolve_backend
+from equinet.tp.kernels import torch as torch_backend
+
+BACKEND = "torch"
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-sample"])
+def test_every_mode_against_reference(tp_case, tp_check, dtype, shared):
+    desc = tp_check.descriptor(*tp_case)
+    tp_check.compare(BACKEND, desc, shared, dtype)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-sample"])
+def test_batch_chunks_agree(tp_check, chunk, shared):
+    # CPU execution splits the batch; the shared-weight gradient sums over chunks
+    desc = tp_check.descriptor("2x0e + 2x1o", "0e + 1o", "3x0e + 2x1o + 2x1e",
+                               [(0, 0, 0, "uvw", True), (1, 1, 0, "uvw", True),
+                                (1, 1, 2, "uvu", True), (1, 0, 1, "uvu", False)])
+    tp_check.compare(BACKEND, desc, shared, torch.float64, batch=7, chunk=chunk)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-sample"])
+def test_gradcheck_and_gradgradcheck(shared):
+    desc, _ = build_descriptor("2x0e + 2x1o", "2x0e + 2x1o", "2x0e + 2x1o + 2x1e + 1x0e",
+                               [(0, 0, 0, "uvu", True), (1, 1, 0, "uuu", True),
+                                (1, 1, 2, "uvu", False), (1, 0, 1, "uvw", True),
+                                (1, 1, 3, "uuw", False)])
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(3, desc.dim_in1, dtype=torch.float64, generator=g, requires_grad=True)
+    x2 = torch.randn(3, desc.dim_in2, dtype=torch.float64, generator=g, requires_grad=True)
+    shape = (desc.weight_numel,) if shared else (3, desc.weight_numel)
+    w = torch.randn(shape, dtype=torch.float64, generator=g, requires_grad=True)
+
+    def fn(a, b, c):
+        return torch_backend.tensor_product(desc, a, b, c, chunk=2)
+    assert torch.autograd.gradcheck(fn, (x1, x2, w))
+    assert torch.autograd.gradgradcheck(fn, (x1, x2, w))
+
+
+def test_random_descriptors(tp_check):
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(desc=tp_check.descriptors(), shared=st.booleans())
+    def check(desc, shared):
+        tp_check.compare(BACKEND, desc, shared, torch.float64, batch=3)
+    check()
+
+
+def test_empty_batch_and_zero_multiplicities(tp_check):
+    desc = tp_check.descriptor("0x0e + 2x1o", "1x0e + 0x1o", "2x1o + 0x0e + 2x1e",
+                               [(0, 0, 1, "uvu", True), (1, 0, 0, "uvu", True),
+                                (1, 1, 2, "uvw", True)])
+    for batch in (0, 4):
+        tp_check.compare(BACKEND, desc, False, torch.float64, batch=batch)
+        tp_check.compare(BACKEND, desc, True, torch.float64, batch=batch)
+    nothing = tp_check.descriptor("0x0e", "1x0e", "0x0e + 3x0e", [])
+    x1, x2, w = tp_check.inputs(nothing, 4, True, torch.float64)
+    out = torch_backend.tensor_product(nothing, x1, x2, w)
+    assert out.shape == (4, 3) and not out.any()
+
+
+def test_torch_compile_fullgraph(tp_check):
+    desc = tp_check.descriptor("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o + 2x1e",
+                               [(0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True),
+                                (1, 1, 2, "uvu", False), (1, 0, 1, "uvw", True)])
+    x1, x2, w = tp_check.inputs(desc, 5, False, torch.float32)
+
+    def fn(a, b, c):
+        return torch_backend.tensor_product(desc, a, b, c)
+    compiled = torch.compile(fn, fullgraph=True)
+    eager = tp_check.derivatives(fn, (x1, x2, w), double_backward=False)
+    ours = tp_check.derivatives(compiled, (x1, x2, w), double_backward=False)
+    for a, b in zip(ours, eager):
+        tp_check.assert_close(a, b, torch.float32, "compiled")
+
+
+def test_auto_picks_torch_on_cpu(tp_check):
+    desc = tp_check.descriptor("2x0e", "0e", "2x0e", [(0, 0, 0, "uvu", True)])
+    assert torch_backend.supports(desc, torch.device("cpu"))
+    assert resolve_backend("auto", desc, torch.device("cpu")) in ("torch", "triton")
+    assert get_backend(BACKEND) is torch_backend
+
+
+def test_plans_are_cached_per_device_and_dtype(tp_check):
+    desc = tp_check.descriptor("2x0e", "0e", "2x0e", [(0, 0, 0, "uvu", True)])
+    a = torch_backend.plan_for(desc, "cpu", torch.float32)
+    assert torch_backend.plan_for(desc, "cpu", torch.float32) is a
+    assert torch_backend.plan_for(desc, "cpu", torch.float64) is not a
+    assert a.segments[0].n_c.dtype == torch.float32
+
+
+def test_bad_input_raises(tp_check):
+    desc = tp_check.descriptor("2x0e", "0e", "2x0e", [(0, 0, 0, "uvu", True)])
+    x1, x2, w = tp_check.inputs(desc, 3, False, torch.float32)
+    with pytest.raises(ValueError, match="x1"):
+        torch_backend.tensor_product(desc, x1[:, :1], x2, w)
+    with pytest.raises(ValueError, match="batch"):
+        torch_backend.tensor_product(desc, x1, x2[:2], w)
+    with pytest.raises(ValueError, match="weight"):
+        torch_backend.tensor_product(desc, x1, x2, w[:, :1])
+    with pytest.raises(TypeError, match="dtype"):
+        torch_backend.tensor_product(desc, x1, x2.double(), w)
+    with pytest.raises(ValueError, match="chunk"):
+        torch_backend.tensor_product(desc, x1, x2, w, chunk=0)
+    with pytest.raises(ValueError, match="weights"):
+        torch_backend.tensor_product(desc, x1, x2, None)
