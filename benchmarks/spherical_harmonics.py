@@ -12,10 +12,13 @@ sign and ordering of the components) and is run at the same L with its defaults
 work, not the same output.
 
 The implementations are timed round-robin (one call of each per round), after a warmup, and the
-median over rounds is printed in milliseconds; ratios are e3nn time / equinet time. This script
-reports, it never asserts (timings are not tests).
+median over rounds is printed in milliseconds; ratios are e3nn time / equinet time. The last
+column is the CPU time other processes used while the row ran (in CPUs, Linux only): numbers
+taken with other load on the machine are not representative. This script reports, it never
+asserts (timings are not tests).
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -51,6 +54,18 @@ def _implementations(lmax):
     return impls
 
 
+def _cpu_jiffies():
+    """(busy jiffies of the machine, jiffies of this process), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+        return sum(fields) - fields[3] - fields[4], int(own[11]) + int(own[12])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _time_round_robin(calls, repeats, warmup=2):
     times = {name: [] for name in calls}
     for _ in range(warmup):
@@ -80,10 +95,11 @@ def main():
           f"e3nn: {'installed' if e3nn_o3 else 'not installed'}")
     names = ["equinet", "e3nn", "sphericart"]
     header = (["L"] + [f"{k} fwd" for k in names] + [f"{k} fwd+bwd" for k in names]
-              + ["e3nn/equinet fwd", "e3nn/equinet fwd+bwd"])
+              + ["e3nn/equinet fwd", "e3nn/equinet fwd+bwd", "other load"])
     print(" | ".join(f"{h:>14}" for h in header))
     for lmax in args.lmax:
         impls = _implementations(lmax)
+        before, start = _cpu_jiffies(), time.perf_counter()
         with torch.no_grad():
             forward = _time_round_robin({k: (lambda f=f: f(x)) for k, f in impls.items()},
                                         args.repeats)
@@ -94,6 +110,10 @@ def main():
         row += [f"{both[k]:.2f}" if k in both else "not installed" for k in names]
         row += [f"{forward['e3nn'] / forward['equinet']:.2f}x" if "e3nn" in forward else "-",
                 f"{both['e3nn'] / both['equinet']:.2f}x" if "e3nn" in both else "-"]
+        after = _cpu_jiffies()
+        if before and after:  # CPUs' worth of time other processes took while this row ran
+            ticks = os.sysconf("SC_CLK_TCK") * (time.perf_counter() - start)
+            row.append(f"{max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / ticks:.2f}")
         print(" | ".join(f"{v:>14}" for v in row))
 
 

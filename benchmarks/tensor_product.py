@@ -13,9 +13,10 @@ Five problems, float32, batch 20000 (``--quick``: 512), ``torch.set_num_threads(
 Times are medians over repeats after a warm-up; ``fwd+bwd`` is the forward and a
 backward to every input. Peak memory is the growth of the process's resident
 set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` before each
-measured call) during one forward+backward: everything the call touched, torch
-tensors and allocator overheads alike, minus what was resident before. The
-script prints; it never asserts.
+measured call, after ``malloc_trim`` has returned freed heap memory to the OS)
+during one forward+backward: everything the call touched, torch tensors and
+allocator overheads alike, minus what was resident before (inputs included
+there). The script prints; it never asserts.
 
 Usage: ``python benchmarks/tensor_product.py [--quick] [--threads 2] [--problems uvu32,fc16]
 [--backends reference,torch] [--no-e3nn]``
@@ -105,9 +106,19 @@ def _status_kb(field: str) -> int:
     return 0
 
 
+def _release_free_memory():
+    """Hand memory the C allocator keeps after frees back to the OS, so that reuse shows."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_memory_mb(fn) -> float:
     """Growth of the resident set during ``fn()``, in MB (nan where it cannot be read)."""
     gc.collect()
+    _release_free_memory()
     if not os.path.exists("/proc/self/status") or not _reset_peak():
         return float("nan")
     before = _status_kb("VmRSS")

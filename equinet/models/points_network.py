@@ -26,8 +26,7 @@ import torch
 
 from ..graph import radius_graph, scatter_mean, scatter_sum
 from ..nn import BesselBasis, Gate, PointConvolution, PolynomialCutoff, safe_sqrt
-from ..o3 import Irrep, Irreps
-from ..o3.spherical_harmonics import spherical_harmonics
+from ..o3 import Irrep, Irreps, spherical_harmonics
 from ..tp import Linear
 
 __all__ = ["PointsNetwork"]

@@ -26,8 +26,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from ..o3 import Irreps
-from ..o3.spherical_harmonics import spherical_harmonics
+from ..o3 import Irreps, spherical_harmonics
 from ..tp import FullyConnectedTensorProduct, Linear, TensorProductConv
 from ._irrep_index import check_last_dim
 from .mlp import FullyConnectedNet

@@ -8,8 +8,7 @@ homogeneous polynomial :math:`|x|^l\, Y^l(x / |x|)`. For a polar vector
 """
 import torch
 
-from ..o3 import Irreps
-from ..o3.spherical_harmonics import spherical_harmonics
+from ..o3 import Irreps, spherical_harmonics
 
 __all__ = ["SphericalHarmonics"]
 

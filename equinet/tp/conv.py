@@ -32,10 +32,11 @@ class TensorProductConv(TensorProduct):
 
     Parameters
     ----------
-    irreps_in1, irreps_in2, irreps_out, instructions, in1_var, in2_var, out_var, \
-irrep_normalization, path_normalization, internal_weights
+    irreps_in1, irreps_in2, irreps_out, instructions : see TensorProduct
         As for :class:`~equinet.tp.TensorProduct`: ``irreps_in1`` lays out the node
-        features, ``irreps_in2`` the edge attributes (e.g. spherical harmonics).
+        features, ``irreps_in2`` the edge attributes (e.g. spherical harmonics); so do
+        ``in1_var``, ``in2_var``, ``out_var``, ``irrep_normalization``,
+        ``path_normalization`` and ``internal_weights``.
     shared_weights : bool
         Default ``False``: one set of weights per edge (e.g. from a radial MLP).
     backend : str

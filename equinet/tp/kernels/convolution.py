@@ -155,5 +155,10 @@ def chunked_convolution(desc: TensorProductDescriptor, x, edge_attr, weight, edg
         chunk = default_chunk(desc, weight.dim() == 2, x.dtype)
     if int(chunk) < 1:
         raise ValueError(f"chunk must be a positive number of edges, got {chunk}")
+    if edge_src.shape[0] <= int(chunk):
+        # one chunk holds every edge: storing its rows is within the bound, and autograd
+        # through the torch backend's own kernels beats recomputing them per slot
+        return reference_convolution(desc, x, edge_attr, weight, edge_src, edge_dst, num_nodes,
+                                     backend="torch")
     graph = (edge_src, edge_dst, x.shape[0], num_nodes, int(chunk), weight.dim() == 1)
     return _ChunkedContract.apply(desc, graph, 3, True, x, edge_attr, weight, None)

@@ -333,9 +333,52 @@ def run(plan: Plan, targets: Sequence[int], slots: Sequence[Optional[torch.Tenso
             like.new_zeros((dims[t],) if (t == 2 and shared) else (0, dims[t])) for t in targets]
     outs = [like.new_zeros(dims[2]) if (t == 2 and shared) else like.new_empty(Z, dims[t])
             for t in targets]
-    for z0 in range(0, Z, chunk):
-        z1 = min(Z, z0 + chunk)
-        for t, out, res in zip(targets, outs, compute(z0, z1, outs)):
-            if t == 2 and shared:
-                out.add_(res)
+    starts = list(range(0, Z, chunk))
+    workers = _workers(like, len(starts))
+
+    def work(first):
+        with torch.no_grad():
+            total = [None] * len(targets)
+            for z0 in starts[first::workers]:
+                z1 = min(Z, z0 + chunk)
+                for i, (t, res) in enumerate(zip(targets, compute(z0, z1, outs))):
+                    if t == 2 and shared:
+                        total[i] = res if total[i] is None else total[i] + res
+            return total
+
+    totals = [work(0)] if workers == 1 else list(_pool(workers).map(work, range(workers)))
+    for total in totals:
+        for out, part in zip(outs, total):
+            if part is not None:
+                out.add_(part)
     return outs
+
+
+_POOLS = {}
+
+
+def _workers(like: torch.Tensor, n_chunks: int) -> int:
+    """Threads to run chunks on: the intra-op threads, on CPU, outside ``torch.compile``."""
+    if like.device.type != "cpu" or n_chunks < 2:
+        return 1
+    return max(1, min(torch.get_num_threads(), n_chunks))
+
+
+def _pool(workers: int):
+    """A pool whose threads run torch single-threaded: chunks, not operations, run in parallel.
+
+    Operations on a chunk are small; split over threads each one would pay a
+    synchronisation, and stall when a core is busy with another process.
+    """
+    if workers not in _POOLS:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # torch.set_num_threads is per thread for OpenMP and MKL, but it also sets the
+        # default that threads take on first use: restore that for everyone else
+        previous = torch.get_num_threads()
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="equinet-tp",
+                                  initializer=torch.set_num_threads, initargs=(1,))
+        list(pool.map(lambda _: torch.get_num_threads(), range(4 * workers)))
+        torch.set_num_threads(previous)
+        _POOLS[workers] = pool
+    return _POOLS[workers]
