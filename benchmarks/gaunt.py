@@ -14,13 +14,13 @@ products see the 8192 (sample, channel) rows, which is the same per-row work).
 float32, torch.set_num_threads(2), forward only. Times are the minimum over
 repeats after a warm-up call (table construction is excluded), the columns
 timed in interleaved passes, because this machine is shared and the minimum is
-the least disturbed estimate; ``--quiet-load X`` also waits (up to 3 minutes
-per size) for the 1-minute load average to fall below X. A column whose next
+the least disturbed estimate; ``--quiet X`` also waits (up to 3 minutes per
+size) until at most X other tasks are runnable on average. A column whose next
 size is predicted (an L^4 extrapolation for the dense and CG products, their
 observed scaling here) or measured to exceed the cap (30 s per call) is skipped,
 noted under the table. Never used as a test: it prints numbers only.
 
-Run: python benchmarks/gaunt.py [--ls 2,4,6,8,12,16] [--threads 2] [--cap 30] [--quiet-load 1.5]
+Run: python benchmarks/gaunt.py [--ls 2,4,6,8,12,16] [--threads 2] [--cap 30] [--quiet 0.5]
 """
 import argparse
 import math
@@ -63,20 +63,26 @@ def _time_round_robin(fns, cap: float, budget: float = 2.0, max_reps: int = 30):
     return best
 
 
-def _wait_until_quiet(max_load: float, max_wait: float = 180.0) -> None:
-    """On a shared machine, wait (bounded) for the 1-minute load average to fall below ``max_load``.
-    """
-    if max_load <= 0:
+def _other_runnable_tasks(seconds: float = 2.0, samples: int = 20) -> float:
+    """Mean number of runnable tasks besides this one (from /proc/loadavg), over ``seconds``."""
+    total = 0
+    for _ in range(samples):
+        with open("/proc/loadavg") as f:
+            total += int(f.read().split()[3].split("/")[0]) - 1
+        time.sleep(seconds / samples)
+    return total / samples
+
+
+def _wait_until_quiet(max_other: float, max_wait: float = 180.0) -> None:
+    """On a shared machine, wait (bounded) until few other tasks compete for the cores."""
+    if max_other < 0:
         return
     deadline = time.time() + max_wait
-    while time.time() < deadline:
-        try:
-            with open("/proc/loadavg") as f:
-                if float(f.read().split()[0]) < max_load:
-                    return
-        except OSError:
-            return
-        time.sleep(5)
+    try:
+        while _other_runnable_tasks() > max_other and time.time() < deadline:
+            pass
+    except (OSError, ValueError, IndexError):  # no /proc/loadavg: do not wait
+        return
 
 
 def _irreps(L: int) -> str:
@@ -93,7 +99,7 @@ def _columns(L, x1, x2):
     return cols, rows1, rows2
 
 
-def run(ls, threads: int, cap: float, quiet_load: float = 0.0):
+def run(ls, threads: int, cap: float, quiet: float = -1.0):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     workloads = [("2000 samples x 1 channel", (2000,)), ("64 samples x 128 channels", (64, 128))]
@@ -104,7 +110,7 @@ def run(ls, threads: int, cap: float, quiet_load: float = 0.0):
             D = (L + 1) ** 2
             x1, x2 = torch.randn(lead + (D,)), torch.randn(lead + (D,))
             cols, rows1, rows2 = _columns(L, x1, x2)
-            _wait_until_quiet(quiet_load)
+            _wait_until_quiet(quiet)
             fns = {}
             for name, make in cols.items():
                 # extrapolate only from calls long enough to be measured reliably on a busy machine
@@ -178,14 +184,14 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cap", type=float, default=30.0,
                         help="seconds per call before a column is dropped")
-    parser.add_argument("--quiet-load", type=float, default=0.0,
-                        help="before each size, wait (up to 3 min) for the 1-minute load average "
-                             "to drop below this (0: do not wait)")
+    parser.add_argument("--quiet", type=float, default=-1.0,
+                        help="before each size, wait (up to 3 min) until the mean number of other "
+                             "runnable tasks is at most this (negative: do not wait)")
     args = parser.parse_args()
     ls = [int(v) for v in args.ls.split(",")]
     if e3nn_o3 is None:
         print("e3nn is not installed: its column is omitted")
-    report(run(ls, args.threads, args.cap, args.quiet_load), ls)
+    report(run(ls, args.threads, args.cap, args.quiet), ls)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ from ._spherical_harmonics_tables import tables
 __all__ = []
 
 # CPU chunking. Bytes of component-major work rows per chunk (measured on 2 threads, lmax
-# 2..12: 2-8 MiB are about equally fast), at least MIN_CHUNK samples so that small lmax does not
+# 2..12: 4-8 MiB are about equally fast), at least MIN_CHUNK samples so that small lmax does not
 # pay the per-op overhead too often; the scratch kept per thread stays under _MAX_SCRATCH_BYTES.
-CHUNK_BYTES = 4 << 20
-MIN_CHUNK = 4096
+CHUNK_BYTES = 8 << 20
+MIN_CHUNK = 16384
 _MAX_SCRATCH_BYTES = 16 << 20
 # Up to this many components the output transpose is a matrix product (BLAS packs faster than
 # a strided copy for short rows), beyond it a transposing multiply.
@@ -116,6 +116,14 @@ def _sectoral_rows(lmax: int, device: torch.device):
     return ls * ls, ls * ls + 2 * ls
 
 
+def _select(lmax: int, rows: Optional[torch.Tensor], scale: torch.Tensor) -> torch.Tensor:
+    """``[dim, n_out]`` matrix taking Yhat (all components) to the output columns."""
+    select = scale.new_zeros((lmax + 1) ** 2, scale.shape[0])
+    columns = torch.arange(scale.shape[0], device=scale.device)
+    select[columns if rows is None else rows, columns] = scale
+    return select
+
+
 def _harmonic_rows(b, x_chunk, lmax, normalize, t, r2, mask, z2, w_rows):
     """``b[:(lmax+1)^2] <- Yhat`` of degrees ``1..lmax`` (row 0 is 1, set by the caller) for the
     samples ``x_chunk``; ``b`` has at least 4 rows. ``r2, mask`` as in :func:`_load_unit`."""
@@ -163,11 +171,8 @@ def forward(x: torch.Tensor, lmax: int, normalize: bool, rows: Optional[torch.Te
     dim = (lmax + 1) ** 2
     size = _chunk(n_total, dim, x)
     (buf, r2, mask, z2), w_rows = _row_scratch("forward", dim, size, lmax, x.dtype, x.device)
-    select = None
-    if dim <= SMALL_TRANSPOSE:  # transpose, select and scale by one matrix product
-        select = x.new_zeros(dim, scale.shape[0])
-        columns = torch.arange(scale.shape[0], device=x.device)
-        select[columns if rows is None else rows, columns] = scale
+    # Few components: transpose, select and scale by one matrix product.
+    select = _select(lmax, rows, scale) if dim <= SMALL_TRANSPOSE else None
     for i in range(0, n_total, size):
         n = min(size, n_total - i)
         b = buf[:, :n]
@@ -216,7 +221,8 @@ def backward(x: torch.Tensor, grad: torch.Tensor, lmax: int, normalize: bool,
         for l in range(1, lmax + 1):
             h = p[3 * (l - 1) ** 2: 3 * l * l]
             torch.mm(e[l - 1], g_chunk[:, l * l:(l + 1) ** 2].T, out=h)
-            h.view(3, 2 * l - 1, n).mul_(y[(l - 1) ** 2: l * l])
+            if l > 1:  # Yhat_0 = 1
+                h.view(3, 2 * l - 1, n).mul_(y[(l - 1) ** 2: l * l])
         g = torch.mm(direction_sum, p, out=g3[:, :n])
         if normalize:  # tangential part, over |x| (0 at the origin)
             torch.mul(g[0], u[0], out=dot[:n]).addcmul_(g[1], u[1]).addcmul_(g[2], u[2])

@@ -7,7 +7,9 @@ at once from the sparse coupling nonzeros: gathers, one batched matrix product
 (or elementwise products with the channel index innermost), and row
 additions. No Python loop runs over paths; the only loops are over segments,
 over output blocks of weight-mixing modes (``uvw``-like, one matrix product
-each) and, on CPU, over chunks of the batch so that temporaries stay in cache.
+each) and, on CPU, over chunks of the batch, small enough that temporaries stay
+in cache and run in parallel on ``torch.get_num_threads()`` threads
+(:mod:`~equinet.tp.kernels.torch_threads`).
 
 Gradients are products of the same kind: the gradient of
 :math:`\Phi(x_1, x_2, w, g) = \langle g, \mathrm{TP}(x_1, x_2, w)\rangle` with

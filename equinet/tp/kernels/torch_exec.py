@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from .torch_assembly import assemble
+from .torch_threads import chunk_workers, worker_pool
 from .torch_plan import Plan, Segment
 
 __all__ = ["run"]
@@ -334,7 +335,7 @@ def run(plan: Plan, targets: Sequence[int], slots: Sequence[Optional[torch.Tenso
     outs = [like.new_zeros(dims[2]) if (t == 2 and shared) else like.new_empty(Z, dims[t])
             for t in targets]
     starts = list(range(0, Z, chunk))
-    workers = _workers(like, len(starts))
+    workers = chunk_workers(like, len(starts))
 
     def work(first):
         with torch.no_grad():
@@ -346,39 +347,9 @@ def run(plan: Plan, targets: Sequence[int], slots: Sequence[Optional[torch.Tenso
                         total[i] = res if total[i] is None else total[i] + res
             return total
 
-    totals = [work(0)] if workers == 1 else list(_pool(workers).map(work, range(workers)))
+    totals = [work(0)] if workers == 1 else list(worker_pool(workers).map(work, range(workers)))
     for total in totals:
         for out, part in zip(outs, total):
             if part is not None:
                 out.add_(part)
     return outs
-
-
-_POOLS = {}
-
-
-def _workers(like: torch.Tensor, n_chunks: int) -> int:
-    """Threads to run chunks on: the intra-op threads, on CPU, outside ``torch.compile``."""
-    if like.device.type != "cpu" or n_chunks < 2:
-        return 1
-    return max(1, min(torch.get_num_threads(), n_chunks))
-
-
-def _pool(workers: int):
-    """A pool whose threads run torch single-threaded: chunks, not operations, run in parallel.
-
-    Operations on a chunk are small; split over threads each one would pay a
-    synchronisation, and stall when a core is busy with another process.
-    """
-    if workers not in _POOLS:
-        from concurrent.futures import ThreadPoolExecutor
-
-        # torch.set_num_threads is per thread for OpenMP and MKL, but it also sets the
-        # default that threads take on first use: restore that for everyone else
-        previous = torch.get_num_threads()
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="equinet-tp",
-                                  initializer=torch.set_num_threads, initargs=(1,))
-        list(pool.map(lambda _: torch.get_num_threads(), range(4 * workers)))
-        torch.set_num_threads(previous)
-        _POOLS[workers] = pool
-    return _POOLS[workers]

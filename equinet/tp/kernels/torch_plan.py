@@ -355,14 +355,15 @@ def _build_segment(key, paths, weight_numel: int, dim_in2: int) -> Segment:
 def chunk_size(plan: Plan, batch: int, device: torch.device) -> int:
     """Samples per chunk: on CPU, small enough that a chunk's temporaries stay in cache.
 
-    About a megabyte of float32 per intra-op thread for the largest temporary
-    (measured best between 128 KB and 4 MB per thread); on accelerators, up to
-    a gigabyte (a whole batch, mostly).
+    About 4 MB of float32 for the largest temporary (1-4 MB measured alike on one
+    thread; the larger end amortises the per-chunk Python work, which the chunk
+    threads of :mod:`~equinet.tp.kernels.torch_threads` cannot share); on
+    accelerators, up to a gigabyte (a whole batch, mostly).
     """
     if batch == 0:
         return 1
     if device.type != "cpu":
         budget = 1 << 28
     else:
-        budget = (1 << 18) * max(1, torch.get_num_threads())
+        budget = 1 << 20
     return max(1, min(batch, budget // plan.per_sample))

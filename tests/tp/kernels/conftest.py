@@ -85,6 +85,7 @@ class BackendCheck:
 
     @staticmethod
     def assert_close(ours, theirs, dtype, what):
+        ours, theirs = ours.detach(), theirs.detach()
         scale = max(float(theirs.abs().max()), 1.0) if theirs.numel() else 1.0
         err = float((ours - theirs).abs().max()) if theirs.numel() else 0.0
         assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} != {theirs.shape}"
