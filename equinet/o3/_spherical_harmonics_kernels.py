@@ -63,6 +63,11 @@ def _scratch(tag: str, shapes, dtype: torch.dtype, device: torch.device):
     return views
 
 
+def clear_scratch() -> None:
+    """Free this thread's cached CPU scratch (at most a few tens of MiB; rebuilt on next use)."""
+    _scratch_cache.__dict__.pop("buffers", None)
+
+
 def _chunk(n: int, rows: int, x: torch.Tensor) -> int:
     """Samples per chunk: ``CHUNK_BYTES`` of rows, at least ``MIN_CHUNK`` samples (fewer ops)
     while that stays under ``_MAX_SCRATCH_BYTES``; the whole batch on accelerators."""
