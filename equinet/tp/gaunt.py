@@ -79,13 +79,13 @@ def auto_method(lmax_in1: int, lmax_in2: int, lmax_out: int, device=None) -> str
     ====  =======  =====  =====
     L     dense    grid   fft
     ====  =======  =====  =====
-    2     0.31     0.34   2.4
-    4     11.6     0.84   25
-    8     81       1.3    23
-    16    1110     5.8    83
+    2     0.42     0.53   3.3
+    4     3.8      1.2    11
+    8     177      2.6    68
+    16    3279     22     258
     ====  =======  =====  =====
 
-    The dense sum wins only at the smallest sizes (L <= 2, a tie at L = 2), the grid
+    The dense sum wins only at the smallest sizes (L <= 2, by about 20%), the grid
     everywhere else. The paper's FFT route was never the fastest on CPU: torch's small
     2D FFTs cost more than the grid's matrix products, which also need half the
     :math:`\theta` samples (Gauss-Legendre instead of the doubled torus). The same rule

@@ -111,3 +111,22 @@ def test_bad_input_raises(tp_check):
         torch_backend.tensor_product(desc, x1, x2, w, chunk=0)
     with pytest.raises(ValueError, match="weights"):
         torch_backend.tensor_product(desc, x1, x2, None)
+
+
+def test_chunk_threads_leave_thread_settings_alone(tp_check):
+    import threading
+
+    desc = tp_check.descriptor("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o",
+                               [(0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True),
+                                (1, 0, 1, "uvu", True)])
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        tp_check.compare(BACKEND, desc, False, torch.float64, batch=9, chunk=2)
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert torch.get_num_threads() == 2 and seen == [2]
+    finally:
+        torch.set_num_threads(previous)
