@@ -218,8 +218,20 @@ def build_plan(desc: TensorProductDescriptor) -> Plan:
         if path.mode in ("uvu<v", "u<vw") and path.mul1 < 2:
             continue  # no channel pair u < v: the path contributes nothing
         groups.setdefault(_structure(path), []).append(path)
-    segments = [_build_segment(key, paths, desc.weight_numel, desc.dim_in2)
-                for key, paths in groups.items()]
+    segments = []
+    for key, paths in groups.items():
+        seg = _build_segment(key, paths, desc.weight_numel, desc.dim_in2)
+        blocks = {}
+        for p in paths:
+            blocks.setdefault((p.in1, p.in2), []).append(p)
+        if seg.core == "nnz" and len(blocks) > 1 and len(seg.n_c) > NNZ_PER_BLOCK * len(blocks):
+            # large sparse products (full products of high degree): one segment per pair of
+            # input blocks, each a dense ``pairs`` product, beats gathers over all nonzeros
+            # (measured 4x at degree 8); smaller blocks would not pay for their Python calls
+            segments.extend(_build_segment(key, b, desc.weight_numel, desc.dim_in2)
+                            for b in blocks.values())
+        else:
+            segments.append(seg)
 
     out_cols, x1_cols, x2_cols, w_cols = [], [], [], []
     for s in segments:
@@ -250,6 +262,18 @@ def _block_rows(blocks, mul: int):
             for i in range(d):
                 cols.extend(sl[0] + c * d + i for c in range(mul))
     return starts, torch.tensor(cols, dtype=_LONG)
+
+
+#: Largest ratio of the ``bmm`` core's multiply-adds per sample (dense ``x2 @ coupling``
+#: and the batched product) to the nonzeros times channels for which it is still used:
+#: matrix products run several times faster per multiply-add than gathers and row additions.
+BMM_DENSITY = 16.0
+#: Average nonzeros per pair of input blocks above which a sparse segment is split by blocks.
+NNZ_PER_BLOCK = 200
+
+
+def _dense_over_sparse(dim_in2: int, R3: int, R1: int, U: int, nnz: int) -> float:
+    return (dim_in2 * R3 * R1 + R3 * R1 * U) / max(1, nnz * U)
 
 
 def _build_segment(key, paths, weight_numel: int, dim_in2: int) -> Segment:
@@ -332,6 +356,10 @@ def _build_segment(key, paths, weight_numel: int, dim_in2: int) -> Segment:
         n_r1, n_r2, n_r3, n_c = n_r1[order], n_r2[order], n_r3[order], n_c[order]
         col2 = b_idx[n_r2]
         identity = len(n_r1) == R1 and bool((n_r1 == torch.arange(R1)).all())
+    if core == "bmm" and _dense_over_sparse(dim_in2, n_rows, R1, U, len(n_c)) > BMM_DENSITY:
+        # M is mostly zeros (many paths and few channels, e.g. a full product of high
+        # degree): the per-sample matrices would cost far more than the nonzeros themselves
+        core = "nnz"
     pair_r1 = pair_r2 = pair_coupling = None
     if core == "nnz":
         pairs, pair_of = torch.unique(torch.stack([n_r1, n_r2], 1), dim=0, return_inverse=True)

@@ -130,3 +130,27 @@ def test_chunk_threads_leave_thread_settings_alone(tp_check):
         assert torch.get_num_threads() == 2 and seen == [2]
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("form", ["bmm", "nnz", "blocks"])
+def test_core_forms_agree(tp_check, monkeypatch, form, dtype):
+    # a full product of degree 2 by degree 2 (one channel): ``bmm`` when dense products are
+    # allowed, the sparse core otherwise, one segment per pair of input blocks when split
+    from equinet.tp.kernels import torch_plan
+
+    monkeypatch.setattr(torch_plan, "BMM_DENSITY", 1e9 if form == "bmm" else 0.0)
+    monkeypatch.setattr(torch_plan, "NNZ_PER_BLOCK", 0 if form == "blocks" else 10 ** 9)
+    irreps = "0e + 1o + 2e"
+    instructions, outs = [], []
+    for i1, l1 in enumerate(range(3)):
+        for i2, l2 in enumerate(range(3)):
+            for l3 in range(abs(l1 - l2), l1 + l2 + 1):
+                instructions.append((i1, i2, len(outs), "uvuv", False))
+                outs.append(f"{l3}{'eo'[(l1 + l2) % 2]}")
+    desc = tp_check.descriptor(irreps, irreps, " + ".join(outs), instructions)
+    plan = torch_plan.build_plan(desc)
+    cores = {s.core for s in plan.segments}
+    assert (cores == {"bmm"}) if form == "bmm" else ("bmm" not in cores)
+    assert (len(plan.segments) == 9) == (form == "blocks")
+    tp_check.compare(BACKEND, desc, False, dtype, batch=7)
