@@ -24,6 +24,13 @@ def chunk_workers(like: torch.Tensor, n_chunks: int) -> int:
     return max(1, min(torch.get_num_threads(), n_chunks))
 
 
+def _single_threaded():
+    # a thread takes torch's *current* default thread count on its first parallel call, so
+    # trigger that first call now: otherwise it would later overwrite the 1 set here
+    torch.get_num_threads()
+    torch.set_num_threads(1)
+
+
 def worker_pool(workers: int) -> ThreadPoolExecutor:
     """The pool of ``workers`` threads, each with one torch thread (created once)."""
     with _LOCK:
@@ -32,7 +39,7 @@ def worker_pool(workers: int) -> ThreadPoolExecutor:
             # that threads take on first use: restore that default for everyone else
             previous = torch.get_num_threads()
             pool = ThreadPoolExecutor(workers, thread_name_prefix="equinet-tp",
-                                      initializer=torch.set_num_threads, initargs=(1,))
+                                      initializer=_single_threaded)
             started = threading.Barrier(workers)  # every thread starts (and sets 1) now
             list(pool.map(lambda _: started.wait(), range(workers)))
             torch.set_num_threads(previous)
