@@ -32,13 +32,12 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from ..o3 import Irreps, spherical_harmonics
+from ..o3 import Irreps
 from ..tp import Linear, TensorProduct, TensorProductConv
+from ._edge_inputs import (check_graph_inputs, edge_harmonics, edge_lengths, edge_radial_embedding,
+                           radial_embedding_modules, radial_network)
 from ._irrep_index import check_last_dim
-from .mlp import FullyConnectedNet
-from .norm import safe_sqrt
-from .point_convolution import channelwise_instructions, check_edges, edge_radial_embedding
-from .radial import BesselBasis, PolynomialCutoff
+from .point_convolution import channelwise_instructions
 from .softmax import scatter_softmax
 
 __all__ = ["EquivariantAttention"]
@@ -137,13 +136,9 @@ class EquivariantAttention(torch.nn.Module):
         self.key = Linear(mid_k.simplify(), self.irreps_key)
         self.value = Linear(mid_v.simplify(), self.irreps_out)
         self._split = (self.tp_key.weight_numel, self.tp_value.weight_numel)
-        self.radial = FullyConnectedNet([num_radial, *radial_hidden, sum(self._split)], radial_act)
+        self.radial = radial_network(num_radial, radial_hidden, sum(self._split), radial_act)
         self.num_radial = num_radial
-        if cutoff is not None:
-            self.basis = BesselBasis(cutoff, num_radial)
-            self.envelope = PolynomialCutoff(cutoff)
-        else:
-            self.basis = self.envelope = None
+        self.basis, self.envelope = radial_embedding_modules(cutoff, num_radial)
 
     def forward(self, x: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
                 edge_vec: Optional[torch.Tensor] = None, *,
@@ -174,20 +169,17 @@ class EquivariantAttention(torch.nn.Module):
         torch.Tensor
             ``[N, irreps_out.dim]``
         """
-        check_last_dim(x, self.irreps_in)
-        if x.dim() != 2:
-            raise ValueError(f"x must be [num_nodes, {self.irreps_in.dim}], got {tuple(x.shape)}")
-        check_edges(edge_src, edge_dst)
+        check_graph_inputs(x, self.irreps_in, edge_src, edge_dst)
         lengths = None
         if edge_vec is not None:
             if edge_vec.dim() != 2 or edge_vec.shape != (edge_src.shape[0], 3):
                 raise ValueError(f"edge_vec must be [E, 3] with E = {edge_src.shape[0]}, got "
                                  f"{tuple(edge_vec.shape)}")
-            lengths = safe_sqrt(edge_vec.pow(2).sum(-1))
+            lengths = edge_lengths(edge_vec)
         if edge_sh is None:
             if edge_vec is None:
                 raise ValueError("give edge_vec, or edge_sh and edge_embedding")
-            edge_sh = spherical_harmonics(self._ls, edge_vec, True, "component")
+            edge_sh = edge_harmonics(self._ls, edge_vec)
         check_last_dim(edge_sh, self.irreps_sh, "edge_sh")
         if edge_embedding is None:
             if lengths is None or self.basis is None:

@@ -26,12 +26,12 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from ..o3 import Irreps, spherical_harmonics
+from ..o3 import Irreps
 from ..tp import FullyConnectedTensorProduct, Linear, TensorProductConv
+# check_edges and edge_radial_embedding stay importable from here, where they were first defined
+from ._edge_inputs import (check_edges, check_graph_inputs, edge_harmonics, edge_lengths,
+                           edge_radial_embedding, radial_embedding_modules, radial_network)
 from ._irrep_index import check_last_dim
-from .mlp import FullyConnectedNet
-from .norm import safe_sqrt
-from .radial import BesselBasis, PolynomialCutoff
 
 __all__ = ["PointConvolution", "channelwise_instructions", "edge_radial_embedding",
            "check_edges"]
@@ -58,25 +58,6 @@ def channelwise_instructions(irreps_in, irreps_sh, irreps_out):
     irreps_mid, position, _ = Irreps(blocks).sort()
     instructions = [(i1, i2, position[k], mode, w) for i1, i2, k, mode, w in instructions]
     return irreps_mid, instructions
-
-
-def edge_radial_embedding(lengths: torch.Tensor, basis: torch.nn.Module,
-                          cutoff: torch.nn.Module) -> torch.Tensor:
-    """``basis(r) * cutoff(r)``: ``[E] -> [E, num_basis]``, smoothly zero at the cutoff."""
-    return basis(lengths) * cutoff(lengths).unsqueeze(-1)
-
-
-def check_edges(edge_src: torch.Tensor, edge_dst: torch.Tensor) -> None:
-    """Raise a clear error unless ``edge_src`` and ``edge_dst`` are 1-D int64 of equal length."""
-    for name, t in (("edge_src", edge_src), ("edge_dst", edge_dst)):
-        if not isinstance(t, torch.Tensor) or t.dtype not in (torch.int64, torch.int32) \
-                or t.dim() != 1:
-            raise ValueError(f"{name} must be a 1-D integer tensor, got "
-                             f"{getattr(t, 'dtype', type(t).__name__)} of shape "
-                             f"{tuple(getattr(t, 'shape', ()))}")
-    if edge_src.shape != edge_dst.shape:
-        raise ValueError(f"edge_src {tuple(edge_src.shape)} and edge_dst "
-                         f"{tuple(edge_dst.shape)} must have the same length")
 
 
 class PointConvolution(torch.nn.Module):
@@ -140,8 +121,7 @@ class PointConvolution(torch.nn.Module):
         self.conv = TensorProductConv(self.irreps_in, self.irreps_sh, irreps_mid, instructions,
                                       backend=backend)
         self.irreps_mid = irreps_mid
-        self.radial = FullyConnectedNet([num_radial, *radial_hidden, self.conv.weight_numel],
-                                        radial_act)
+        self.radial = radial_network(num_radial, radial_hidden, self.conv.weight_numel, radial_act)
         self.linear_out = Linear(irreps_mid.simplify(), self.irreps_out)
         if not self_connection:
             self.self_connection = None
@@ -152,11 +132,7 @@ class PointConvolution(torch.nn.Module):
             self.self_connection = Linear(self.irreps_in, self.irreps_out)
 
         self.num_radial = num_radial
-        if cutoff is not None:
-            self.basis = BesselBasis(cutoff, num_radial)
-            self.envelope = PolynomialCutoff(cutoff)
-        else:
-            self.basis = self.envelope = None
+        self.basis, self.envelope = radial_embedding_modules(cutoff, num_radial)
 
     def forward(self, x: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
                 edge_vec: Optional[torch.Tensor] = None, *,
@@ -187,10 +163,7 @@ class PointConvolution(torch.nn.Module):
         torch.Tensor
             ``[N, irreps_out.dim]``
         """
-        check_last_dim(x, self.irreps_in)
-        if x.dim() != 2:
-            raise ValueError(f"x must be [num_nodes, {self.irreps_in.dim}], got {tuple(x.shape)}")
-        check_edges(edge_src, edge_dst)
+        check_graph_inputs(x, self.irreps_in, edge_src, edge_dst)
         edge_sh, edge_embedding = self._edge_inputs(edge_vec, edge_sh, edge_embedding, x)
         weight = self.radial(edge_embedding)
         h = self.linear_in(x)
@@ -216,7 +189,7 @@ class PointConvolution(torch.nn.Module):
         if edge_sh is None:
             if edge_vec is None:
                 raise ValueError("give edge_vec, or both edge_sh and edge_embedding")
-            edge_sh = spherical_harmonics(self._ls, edge_vec, True, "component")
+            edge_sh = edge_harmonics(self._ls, edge_vec)
         else:
             check_last_dim(edge_sh, self.irreps_sh, "edge_sh")
         if edge_embedding is None:
@@ -225,8 +198,8 @@ class PointConvolution(torch.nn.Module):
             if self.basis is None:
                 raise ValueError("this PointConvolution was built without a cutoff: pass "
                                  "edge_embedding, or build it with cutoff=...")
-            lengths = safe_sqrt(edge_vec.pow(2).sum(-1))
-            edge_embedding = edge_radial_embedding(lengths, self.basis, self.envelope)
+            edge_embedding = edge_radial_embedding(edge_lengths(edge_vec), self.basis,
+                                                   self.envelope)
         elif edge_embedding.dim() != 2 or edge_embedding.shape[1] != self.num_radial:
             raise ValueError(f"edge_embedding must be [E, {self.num_radial}], got "
                              f"{tuple(edge_embedding.shape)}")

@@ -13,13 +13,15 @@ composed with the Hamilton product; matrices act on column vectors in
 :math:`(x, y, z)` order. A direction is :math:`R(\alpha, \beta, 0)\, \hat e_y`.
 
 Every function is batched over arbitrary leading dimensions and keeps the
-dtype and device of its inputs; random generators follow
-``torch.get_default_dtype()`` when ``dtype`` is not given.
+dtype and device of its inputs. The group operations (identity and random
+rotations, composition, inverses) are in :mod:`equinet.o3.rotation_group`.
 """
 import math
 
 import torch
 
+# The names of rotation_group are listed too: they were defined in this module at first,
+# and are imported from it at the end of this file.
 __all__ = [
     "rand_matrix", "rand_angles", "identity_angles", "rand_quaternion", "identity_quaternion",
     "rand_axis_angle", "compose_angles", "compose_quaternion", "compose_axis_angle",
@@ -47,12 +49,6 @@ def _safe_atan2(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.atan2(y, torch.where(zero, torch.ones_like(x), x))
 
 
-def _shape(shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)):
-        return tuple(shape[0])
-    return tuple(shape)
-
-
 def _check_rotation_matrix(R: torch.Tensor, name: str) -> None:
     if not isinstance(R, torch.Tensor) or R.dim() < 2 or R.shape[-2:] != (3, 3):
         shape = tuple(R.shape) if isinstance(R, torch.Tensor) else type(R).__name__
@@ -73,142 +69,6 @@ def _check_rotation_matrix(R: torch.Tensor, name: str) -> None:
             f"max |det R - 1| = {det_err:.3g}, max |R R^T - 1| = {orth_err:.3g}. "
             "For an improper rotation pass det(R) * R and handle the inversion separately."
         )
-
-
-# -- random and identity elements -------------------------------------------------------------
-
-def rand_angles(*shape, requires_grad: bool = False, dtype=None, device=None):
-    r"""Euler angles of rotations drawn from the uniform (Haar) measure on SO(3).
-
-    :math:`\alpha, \gamma \sim U[0, 2\pi)`, :math:`\cos\beta \sim U[-1, 1]`.
-    Returns three tensors of shape ``shape``.
-
-    >>> [a.shape for a in rand_angles(2, 3)]
-    [torch.Size([2, 3]), torch.Size([2, 3]), torch.Size([2, 3])]
-    """
-    shape = _shape(shape)
-    alpha, gamma = 2 * math.pi * torch.rand((2,) + shape, dtype=dtype, device=device)
-    beta = torch.rand(shape, dtype=dtype, device=device).mul(2).sub(1).clamp(-1, 1).acos()
-    return tuple(x.detach().requires_grad_(requires_grad) for x in (alpha, beta, gamma))
-
-
-def identity_angles(*shape, requires_grad: bool = False, dtype=None, device=None):
-    r"""Euler angles :math:`(0, 0, 0)` of the identity, three zero tensors of shape ``shape``.
-
-    >>> identity_angles(2)
-    (tensor([0., 0.]), tensor([0., 0.]), tensor([0., 0.]))
-    """
-    shape = _shape(shape)
-    return tuple(torch.zeros(shape, dtype=dtype, device=device).requires_grad_(requires_grad)
-                 for _ in range(3))
-
-
-def rand_quaternion(*shape, requires_grad: bool = False, dtype=None, device=None) -> torch.Tensor:
-    r"""Unit quaternions of Haar-random rotations, shape ``(*shape, 4)``.
-
-    A normalised 4D Gaussian vector is uniform on :math:`S^3`, hence Haar on SO(3).
-
-    >>> rand_quaternion(5).norm(dim=-1).allclose(torch.ones(5))
-    True
-    """
-    q = torch.randn(_shape(shape) + (4,), dtype=dtype, device=device)
-    q = q / q.norm(dim=-1, keepdim=True)
-    return q.detach().requires_grad_(requires_grad)
-
-
-def identity_quaternion(*shape, requires_grad: bool = False, dtype=None, device=None):
-    r"""The quaternion :math:`(1, 0, 0, 0)` repeated to shape ``(*shape, 4)``.
-
-    >>> identity_quaternion()
-    tensor([1., 0., 0., 0.])
-    """
-    q = torch.zeros(_shape(shape) + (4,), dtype=dtype, device=device)
-    q[..., 0] = 1
-    return q.requires_grad_(requires_grad)
-
-
-def rand_axis_angle(*shape, requires_grad: bool = False, dtype=None, device=None):
-    r"""Haar-random rotations as (unit axis of shape ``(*shape, 3)``, angle in :math:`[0, \pi]`).
-
-    >>> axis, angle = rand_axis_angle(4)
-    >>> axis.shape, bool((angle >= 0).all() and (angle <= math.pi).all())
-    (torch.Size([4, 3]), True)
-    """
-    q = _canonical(rand_quaternion(*shape, dtype=dtype, device=device))
-    axis, angle = quaternion_to_axis_angle(q)
-    return axis.detach().requires_grad_(requires_grad), angle.detach().requires_grad_(requires_grad)
-
-
-def rand_matrix(*shape, requires_grad: bool = False, dtype=None, device=None) -> torch.Tensor:
-    r"""Haar-random rotation matrices of shape ``(*shape, 3, 3)``.
-
-    >>> R = rand_matrix(10, dtype=torch.float64)
-    >>> torch.allclose(R @ R.transpose(-1, -2), torch.eye(3, dtype=torch.float64))
-    True
-    """
-    R = quaternion_to_matrix(rand_quaternion(*shape, dtype=dtype, device=device))
-    return R.detach().requires_grad_(requires_grad)
-
-
-# -- composition and inversion -----------------------------------------------------------------
-
-def compose_angles(a1, b1, c1, a2, b2, c2):
-    r"""Euler angles of :math:`R(a_1, b_1, c_1)\, R(a_2, b_2, c_2)` (the second is applied first).
-
-    >>> abc = torch.tensor([0.1, 0.2, 0.3])
-    >>> torch.stack(compose_angles(*identity_angles(), *abc))
-    tensor([0.1000, 0.2000, 0.3000])
-    """
-    a1, b1, c1, a2, b2, c2 = torch.broadcast_tensors(a1, b1, c1, a2, b2, c2)
-    return _matrix_to_angles(angles_to_matrix(a1, b1, c1) @ angles_to_matrix(a2, b2, c2))
-
-
-def inverse_angles(a, b, c):
-    r"""Euler angles of :math:`R(a, b, c)^{-1} = R(-c, -b, -a)`.
-
-    >>> inverse_angles(1.0, 2.0, 3.0)
-    (-3.0, -2.0, -1.0)
-    """
-    return -c, -b, -a
-
-
-def compose_quaternion(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
-    r"""Hamilton product :math:`q_1 q_2`, the rotation :math:`q_2` followed by :math:`q_1`.
-
-    :math:`(w_1 w_2 - \vec v_1 \cdot \vec v_2,\;
-    w_1 \vec v_2 + w_2 \vec v_1 + \vec v_1 \times \vec v_2)`.
-
-    >>> i = torch.tensor([0., 1., 0., 0.]); j = torch.tensor([0., 0., 1., 0.])
-    >>> compose_quaternion(i, j)
-    tensor([0., 0., 0., 1.])
-    """
-    q1, q2 = torch.broadcast_tensors(q1, q2)
-    w1, v1 = q1[..., :1], q1[..., 1:]
-    w2, v2 = q2[..., :1], q2[..., 1:]
-    w = w1 * w2 - (v1 * v2).sum(-1, keepdim=True)
-    v = w1 * v2 + w2 * v1 + torch.linalg.cross(v1, v2, dim=-1)
-    return torch.cat([w, v], dim=-1)
-
-
-def inverse_quaternion(q: torch.Tensor) -> torch.Tensor:
-    r"""Conjugate :math:`(w, -\vec v)`, the inverse rotation (the inverse quaternion if unit).
-
-    >>> inverse_quaternion(torch.tensor([1., 2., 3., 4.]))
-    tensor([ 1., -2., -3., -4.])
-    """
-    return torch.cat([q[..., :1], -q[..., 1:]], dim=-1)
-
-
-def compose_axis_angle(axis1, angle1, axis2, angle2):
-    r"""Axis-angle of rotation 2 followed by rotation 1 (through quaternions, not canonicalised).
-
-    >>> y = torch.tensor([0., 1., 0.])
-    >>> compose_axis_angle(y, torch.tensor(0.25), y, torch.tensor(0.5))[1]
-    tensor(0.7500)
-    """
-    q1 = axis_angle_to_quaternion(axis1, angle1)
-    q2 = axis_angle_to_quaternion(axis2, angle2)
-    return quaternion_to_axis_angle(compose_quaternion(q1, q2))
 
 
 # -- elementary rotations and Euler angles -----------------------------------------------------
@@ -323,6 +183,24 @@ def xyz_to_angles(xyz: torch.Tensor):
 def _canonical(q: torch.Tensor) -> torch.Tensor:
     # q and -q are the same rotation; pick w >= 0 so that angles land in [0, pi].
     return torch.where(q[..., :1] < 0, -q, q)
+
+
+def compose_quaternion(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
+    r"""Hamilton product :math:`q_1 q_2`, the rotation :math:`q_2` followed by :math:`q_1`.
+
+    :math:`(w_1 w_2 - \vec v_1 \cdot \vec v_2,\;
+    w_1 \vec v_2 + w_2 \vec v_1 + \vec v_1 \times \vec v_2)`.
+
+    >>> i = torch.tensor([0., 1., 0., 0.]); j = torch.tensor([0., 0., 1., 0.])
+    >>> compose_quaternion(i, j)
+    tensor([0., 0., 0., 1.])
+    """
+    q1, q2 = torch.broadcast_tensors(q1, q2)
+    w1, v1 = q1[..., :1], q1[..., 1:]
+    w2, v2 = q2[..., :1], q2[..., 1:]
+    w = w1 * w2 - (v1 * v2).sum(-1, keepdim=True)
+    v = w1 * v2 + w2 * v1 + torch.linalg.cross(v1, v2, dim=-1)
+    return torch.cat([w, v], dim=-1)
 
 
 def angles_to_quaternion(alpha, beta, gamma) -> torch.Tensor:
@@ -478,3 +356,10 @@ def angles_to_axis_angle(alpha, beta, gamma):
     (tensor([1., 0., 0.]), tensor(0.5000))
     """
     return quaternion_to_axis_angle(_canonical(angles_to_quaternion(alpha, beta, gamma)))
+
+
+# Last, because rotation_group is built on the conversions above.
+from .rotation_group import (  # noqa: E402
+    compose_angles, compose_axis_angle, identity_angles, identity_quaternion, inverse_angles,
+    inverse_quaternion, rand_angles, rand_axis_angle, rand_matrix, rand_quaternion,
+)

@@ -20,55 +20,18 @@ and applied with a single matrix product per irrep (one GEMM over
 one by one instead, as the readable definition.
 """
 import math
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 
 from ..o3 import Irreps
 from .kernels import BACKENDS
+# LinearInstruction and _Group were defined here before linear_layout: importable from here, they
+# keep the public name and Linear modules pickled before the move working
+from .linear_layout import (LinearInstruction, _Group, group_by_irrep,  # noqa: F401
+                            linear_instructions, weighted_instructions)
 
 __all__ = ["Linear", "LinearInstruction"]
-
-
-class LinearInstruction(NamedTuple):
-    """One instruction of :class:`Linear`, as e3nn stores it.
-
-    ``i_in`` is ``-1`` for a bias; ``path_weight`` is the final coefficient.
-    """
-
-    i_in: int
-    i_out: int
-    path_shape: tuple
-    path_weight: float
-
-
-class _Group(NamedTuple):
-    """The instructions between blocks of one irrep, applied as one matrix."""
-
-    dim: int                     # 2l + 1
-    blocks_in: tuple             # ((i_in, mul), ...) in input order: the rows
-    segments: tuple              # ((index into the split input, mul), ...) covering the rows
-    blocks_out: tuple            # ((i_out, mul), ...) in output order
-    entries: tuple               # ((row block, col block, weight offset, coefficient), ...)
-
-
-def _check_instructions(instructions, irreps_in: Irreps, irreps_out: Irreps):
-    out = []
-    for k, ins in enumerate(instructions):
-        if len(ins) not in (2, 3):
-            raise ValueError(f"Linear instruction {k} {tuple(ins)!r} must be (i_in, i_out) or "
-                             "(i_in, i_out, path_weight)")
-        i_in, i_out = ins[0], ins[1]
-        for name, i, irreps in (("i_in", i_in, irreps_in), ("i_out", i_out, irreps_out)):
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(irreps):
-                raise ValueError(f"Linear instruction {k} {tuple(ins)!r}: {name}={i!r} is out of "
-                                 f"range for irreps {irreps} ({len(irreps)} entries)")
-        if irreps_in[i_in].ir != irreps_out[i_out].ir:
-            raise ValueError(f"Linear instruction {k} {tuple(ins)!r}: input block "
-                             f"{irreps_in[i_in]} and output block {irreps_out[i_out]} are not "
-                             "the same irrep (a linear map cannot change the irrep)")
-        out.append((i_in, i_out, float(ins[2]) if len(ins) == 3 else 1.0))
-    return out
 
 
 class Linear(torch.nn.Module):
@@ -147,39 +110,8 @@ class Linear(torch.nn.Module):
         if backend != "auto" and backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected 'auto' or one of "
                              f"{list(BACKENDS)}")
-        if instructions is None:
-            instructions = [(i, o) for i, (_, ir_in) in enumerate(irreps_in)
-                            for o, (_, ir_out) in enumerate(irreps_out) if ir_in == ir_out]
-        checked = _check_instructions(instructions, irreps_in, irreps_out)
-
-        def coefficient(i_in, i_out, path_weight):
-            siblings = [c for c in checked if c[1] == i_out]
-            if path_normalization == "none":
-                return math.sqrt(path_weight)
-            if path_normalization == "element":
-                x = sum(irreps_in[c[0]].mul for c in siblings)
-            else:
-                x = irreps_in[i_in].mul * len(siblings)
-            x *= f_in if f_in is not None else 1
-            return math.sqrt(path_weight) * (1.0 if x == 0 else x) ** -0.5
-
-        self.instructions: List[LinearInstruction] = [
-            LinearInstruction(i_in, i_out, (irreps_in[i_in].mul, irreps_out[i_out].mul),
-                              coefficient(i_in, i_out, pw))
-            for i_in, i_out, pw in checked]
-
-        if isinstance(biases, bool):
-            biases = [biases and ir.is_scalar() for _, ir in irreps_out]
-        biases = [bool(b) for b in biases]
-        if len(biases) != len(irreps_out):
-            raise ValueError(f"biases has {len(biases)} entries but irreps_out {irreps_out} has "
-                             f"{len(irreps_out)} blocks")
-        for b, (mul, ir) in zip(biases, irreps_out):
-            if b and not ir.is_scalar():
-                raise ValueError(f"only 0e blocks can have a bias, not {mul}x{ir}: a bias of "
-                                 "any other irrep would break equivariance")
-        self.instructions += [LinearInstruction(-1, i_out, (irreps_out[i_out].dim,), 1.0)
-                              for i_out, b in enumerate(biases) if b]
+        self.instructions: List[LinearInstruction] = linear_instructions(
+            irreps_in, irreps_out, instructions, biases, path_normalization, f_in)
 
         if shared_weights is False and internal_weights is None:
             internal_weights = False
@@ -195,7 +127,8 @@ class Linear(torch.nn.Module):
         self.weight_numel = sum(math.prod(ins.path_shape) for ins in self.instructions
                                 if ins.i_in >= 0)
         self.bias_numel = sum(ins.path_shape[0] for ins in self.instructions if ins.i_in < 0)
-        self._groups = self._plan()
+        self._groups, self._segment_sizes = group_by_irrep(self.instructions, irreps_in,
+                                                           irreps_out)
         # plain ints for forward: torch.compile guards cannot inspect Irrep objects
         self._dim_in, self._dim_out = irreps_in.dim, irreps_out.dim
         biased = {ins.i_out for ins in self.instructions if ins.i_in < 0}
@@ -205,7 +138,8 @@ class Linear(torch.nn.Module):
         self._reference_steps = tuple(
             (ins.i_out, ins.i_in, ins.path_shape, irreps_in[ins.i_in].ir.dim, offset,
              ins.path_weight)
-            for ins, offset in self._weighted() if 0 not in ins.path_shape)
+            for ins, offset in weighted_instructions(self.instructions)
+            if 0 not in ins.path_shape)
 
         features = (f_in, f_out) if f_in is not None else ()
         if internal_weights and self.weight_numel > 0:
@@ -217,44 +151,6 @@ class Linear(torch.nn.Module):
             self.bias = torch.nn.Parameter(torch.zeros(*features[1:], self.bias_numel))
         else:
             self.register_parameter("bias", None)
-
-    def _weighted(self):
-        """``(instruction, flat weight offset)`` of every weighted instruction."""
-        offset = 0
-        for ins in self.instructions:
-            if ins.i_in >= 0:
-                yield ins, offset
-                offset += math.prod(ins.path_shape)
-
-    def _plan(self) -> tuple:
-        by_irrep = {}
-        for ins, offset in self._weighted():
-            if 0 in ins.path_shape:
-                continue
-            by_irrep.setdefault(self.irreps_in[ins.i_in].ir, []).append((ins, offset))
-        owner = {ins.i_in: k for k, members in enumerate(by_irrep.values()) for ins, _ in members}
-        # split the input once (its backward is one cat), merging neighbouring blocks
-        # of one group into one segment so that they need no concatenation
-        segments = []  # [size, group, mul]
-        for i, (mul, ir) in enumerate(self.irreps_in):
-            k = owner.get(i)
-            if segments and k is not None and segments[-1][1] == k:
-                segments[-1][0] += mul * ir.dim
-                segments[-1][2] += mul
-            else:
-                segments.append([mul * ir.dim, k, mul])
-        self._segment_sizes = tuple(size for size, _, _ in segments)
-        groups = []
-        for k, (ir, members) in enumerate(by_irrep.items()):
-            rows = sorted({ins.i_in for ins, _ in members})
-            cols = sorted({ins.i_out for ins, _ in members})
-            entries = tuple((rows.index(ins.i_in), cols.index(ins.i_out), offset, ins.path_weight)
-                            for ins, offset in members)
-            groups.append(_Group(ir.dim, tuple((i, self.irreps_in[i].mul) for i in rows),
-                                 tuple((j, mul) for j, (_, g, mul) in enumerate(segments)
-                                       if g == k),
-                                 tuple((o, self.irreps_out[o].mul) for o in cols), entries))
-        return tuple(groups)
 
     # -- weights -------------------------------------------------------------------------
     def _feature_dims(self) -> int:
@@ -294,7 +190,7 @@ class Linear(torch.nn.Module):
                 raise ValueError("this Linear has no internal weights: pass weight")
             weight = self.weight if self.weight is not None else torch.zeros(0)
         batch = weight.shape[:-1]
-        for index, (ins, offset) in enumerate(self._weighted()):
+        for index, (ins, offset) in enumerate(weighted_instructions(self.instructions)):
             size = math.prod(ins.path_shape)
             view = weight.narrow(-1, offset, size).view(batch + ins.path_shape)
             yield (index, ins, view) if yield_instruction else view

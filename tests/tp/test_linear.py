@@ -152,12 +152,6 @@ def test_bad_input():
         external(torch.randn(3, 5))
     with pytest.raises(ValueError, match=r"weight has shape \(6,\), expected \[7\]"):
         external(torch.randn(3, 5), torch.randn(6))
-    with pytest.raises(ValueError, match="out of range"):
-        Linear("2x0e", "3x0e", instructions=[(0, 1)])
-    with pytest.raises(ValueError, match="not the same irrep"):
-        Linear("2x0e + 1o", "3x0e + 1e", instructions=[(1, 1)])
-    with pytest.raises(ValueError, match="only 0e blocks can have a bias"):
-        Linear("2x0e", "3x0e + 1o", biases=[False, True])
     with pytest.raises(ValueError, match="give both f_in and f_out"):
         Linear("2x0e", "3x0e", f_in=2)
     with pytest.raises(ValueError, match="requires shared_weights=True"):
