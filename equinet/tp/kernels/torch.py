@@ -25,6 +25,7 @@ import torch
 from ..descriptor import TensorProductDescriptor
 from .torch_exec import run
 from .torch_plan import Plan, build_plan, chunk_size
+from ._inputs import check_inputs
 
 __all__ = ["tensor_product", "supports", "plan_for"]
 
@@ -86,23 +87,6 @@ class _Contract(torch.autograd.Function):
         return (None, None, None, None, *total)
 
 
-def _check(desc, x1, x2, weight):
-    for name, x, dim in (("x1", x1, desc.dim_in1), ("x2", x2, desc.dim_in2)):
-        if x.dim() != 2 or x.shape[1] != dim:
-            raise ValueError(f"{name} must have shape [batch, {dim}], got {tuple(x.shape)}")
-    if x1.shape[0] != x2.shape[0]:
-        raise ValueError(f"x1 and x2 have different batch sizes ({x1.shape[0]} and "
-                         f"{x2.shape[0]})")
-    if weight.shape not in ((desc.weight_numel,), (x1.shape[0], desc.weight_numel)):
-        raise ValueError(f"weight must have shape [{desc.weight_numel}] or [batch, "
-                         f"{desc.weight_numel}], got {tuple(weight.shape)}")
-    if not (x1.dtype == x2.dtype == weight.dtype) or not x1.is_floating_point():
-        raise TypeError(f"x1, x2 and weight must share one floating dtype, got {x1.dtype}, "
-                        f"{x2.dtype} and {weight.dtype}")
-    if not (x1.device == x2.device == weight.device):
-        raise ValueError("x1, x2 and weight must be on one device")
-
-
 def tensor_product(desc: TensorProductDescriptor, x1: torch.Tensor, x2: torch.Tensor,
                    weight: Optional[torch.Tensor] = None, chunk: Optional[int] = None
                    ) -> torch.Tensor:
@@ -140,7 +124,7 @@ def tensor_product(desc: TensorProductDescriptor, x1: torch.Tensor, x2: torch.Te
         weight = x1.new_zeros(0) if desc.weight_numel == 0 else None
         if weight is None:
             raise ValueError(f"this product has {desc.weight_numel} weights; pass them")
-    _check(desc, x1, x2, weight)
+    check_inputs(desc, x1, x2, weight)
     plan = plan_for(desc, x1.device, x1.dtype)
     if chunk is None:
         # compiled graphs take the batch whole: the chunk loop would be unrolled

@@ -35,6 +35,7 @@ import torch
 
 from ..descriptor import TensorProductDescriptor
 from .triton_launch import Layout, contract, interpreting, supported
+from ._inputs import check_inputs
 
 try:
     import triton as _triton  # noqa: F401  (the library, not this module)
@@ -100,23 +101,6 @@ def _fallback():
     return importlib.import_module(".torch", __package__)
 
 
-def _check(desc, x1, x2, weight):
-    for name, x, dim in (("x1", x1, desc.dim_in1), ("x2", x2, desc.dim_in2)):
-        if x.dim() != 2 or x.shape[1] != dim:
-            raise ValueError(f"{name} must have shape [batch, {dim}], got {tuple(x.shape)}")
-    if x1.shape[0] != x2.shape[0]:
-        raise ValueError(f"x1 and x2 have different batch sizes ({x1.shape[0]} and "
-                         f"{x2.shape[0]})")
-    if weight.shape not in ((desc.weight_numel,), (x1.shape[0], desc.weight_numel)):
-        raise ValueError(f"weight must have shape [{desc.weight_numel}] or [batch, "
-                         f"{desc.weight_numel}], got {tuple(weight.shape)}")
-    if not (x1.dtype == x2.dtype == weight.dtype) or not x1.is_floating_point():
-        raise TypeError(f"x1, x2 and weight must share one floating dtype, got {x1.dtype}, "
-                        f"{x2.dtype} and {weight.dtype}")
-    if not (x1.device == x2.device == weight.device):
-        raise ValueError("x1, x2 and weight must be on one device")
-
-
 @torch.compiler.disable
 def tensor_product(desc: TensorProductDescriptor, x1: torch.Tensor, x2: torch.Tensor,
                    weight: Optional[torch.Tensor] = None, *, block_rows: Optional[int] = None,
@@ -156,7 +140,7 @@ def tensor_product(desc: TensorProductDescriptor, x1: torch.Tensor, x2: torch.Te
         if desc.weight_numel:
             raise ValueError(f"this product has {desc.weight_numel} weights; pass them")
         weight = x1.new_zeros(0)
-    _check(desc, x1, x2, weight)
+    check_inputs(desc, x1, x2, weight)
     if not _usable(desc, x1):
         return _fallback().tensor_product(desc, x1, x2, weight)
     z = x1.shape[0]
