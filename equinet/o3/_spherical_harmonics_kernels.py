@@ -21,11 +21,11 @@ the gradient at :math:`u = x/|x|`, projected, :math:`\nabla_x = (1 - u u^T) \nab
 differentiates it to any order; the double backward uses it.
 """
 import functools
-import threading
 from typing import Optional
 
 import torch
 
+from .._scratch import scratch
 from ._spherical_harmonics_tables import tables
 
 __all__ = []
@@ -40,32 +40,12 @@ _MAX_SCRATCH_BYTES = 16 << 20
 # a strided copy for short rows), beyond it a transposing multiply.
 SMALL_TRANSPOSE = 25
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
-_scratch_cache = threading.local()
 
 
 def _scratch(tag: str, shapes, dtype: torch.dtype, device: torch.device):
-    """Uninitialized tensors of the given shapes, views of one flat buffer. On CPU the buffer
-    is kept per thread and reused across calls: a fresh multi-MiB buffer is page-faulted on
-    every call, which costs more than the arithmetic here."""
-    sizes = [-(-torch.Size(shape).numel() // 16) * 16 for shape in shapes]  # 64-byte aligned
-    numel = sum(sizes)
-    if device.type == "cpu" and numel * dtype.itemsize <= 2 * _MAX_SCRATCH_BYTES:
-        cache = _scratch_cache.__dict__.setdefault("buffers", {})
-        buf = cache.get((tag, dtype))
-        if buf is None or buf.numel() < numel:
-            buf = cache[tag, dtype] = torch.empty(numel, dtype=dtype)
-    else:
-        buf = torch.empty(numel, dtype=dtype, device=device)
-    views, offset = [], 0
-    for shape, size in zip(shapes, sizes):
-        views.append(buf[offset:offset + torch.Size(shape).numel()].view(shape))
-        offset += size
-    return views
-
-
-def clear_scratch() -> None:
-    """Free this thread's cached CPU scratch (at most a few tens of MiB; rebuilt on next use)."""
-    _scratch_cache.__dict__.pop("buffers", None)
+    """Reused per-thread CPU scratch (`equinet._scratch`): fresh multi-MiB buffers are
+    page-faulted on every call, which costs more than the arithmetic here."""
+    return scratch("spherical_harmonics_" + tag, shapes, dtype, device)
 
 
 def _chunk(n: int, rows: int, x: torch.Tensor) -> int:

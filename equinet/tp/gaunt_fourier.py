@@ -31,27 +31,26 @@ is a 2D convolution of the coefficients. Two exact ways to multiply are built on
   :math:`c_{lm} = \int_0^\pi\!\int_0^{2\pi} f\, Y_{lm} \sin\theta\, d\phi\, d\theta`, term by
   term with :math:`\int_0^\pi e^{i n\theta} \sin\theta\, d\theta = 2/(1-n^2)` (even
   :math:`n`), :math:`\pm i\pi/2` (:math:`n = \pm 1`), :math:`0` (other odd :math:`n`).
-- `SphereGridPlan` (method ``"grid"``): values at Gauss-Legendre nodes in
-  :math:`\cos\theta` times equispaced :math:`\phi`; exact because the integrand of the
-  projection is, after the exact :math:`\phi` sum, a polynomial in :math:`\cos\theta`
-  of degree at most :math:`L_1 + L_2 + L_{out}`. Gauss-Legendre needs half the
-  :math:`\theta` nodes of e3nn's midpoint grid (`equinet.o3.ToS2Grid`), which is why
-  this plan has its own grid.
+- `equinet.tp.gaunt_grid.SphereGridPlan` (method ``"grid"``): values at
+  Gauss-Legendre nodes in :math:`\cos\theta` times equispaced :math:`\phi`; exact
+  because the integrand of the projection is, after the exact :math:`\phi` sum, a
+  polynomial in :math:`\cos\theta` of degree at most :math:`L_1 + L_2 + L_{out}`.
+  Gauss-Legendre needs half the :math:`\theta` nodes of e3nn's midpoint grid
+  (`equinet.o3.ToS2Grid`), which is why that plan has its own grid.
 
-Both plans keep sample values in a batch-last layout so that every step is one
-large matrix product (per :math:`k` along :math:`\theta`, shared along :math:`\phi`).
+`TorusPlan` applies its per-:math:`k` tables as batched matrix products around
+torch's batched 2D FFTs.
 """
 import functools
 import math
 from fractions import Fraction
 from typing import Dict, Tuple
 
-import numpy as np
 import torch
 
 from ..o3._exact import factorial, sqrt_sum_to_float
 
-__all__ = ["legendre_fourier", "SphereGridPlan", "TorusPlan", "fft_size"]
+__all__ = ["legendre_fourier", "TorusPlan", "fft_size", "get_plan"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -181,73 +180,6 @@ def fft_size(n: int) -> int:
         m += 1
 
 
-class SphereGridPlan:
-    r"""Exact product quadrature: Gauss-Legendre in :math:`\cos\theta` x equispaced :math:`\phi`.
-
-    Built for a product of total degree ``degree`` (sum of the factors' degrees)
-    projected onto degrees ``0..lmax_out``: ``ceil((degree + lmax_out + 1) / 2)``
-    nodes in :math:`\theta`, ``degree + lmax_out + 1`` in :math:`\phi`. Sample values
-    are laid out ``[n_phi, n_theta, *batch]``.
-    """
-
-    #: Where the batch dimensions start in the sample layout.
-    batch_dim = 2
-
-    def __init__(self, degree: int, lmax_out: int, factor_lmax: int, dtype: torch.dtype, device):
-        del factor_lmax  # samples are exact values whatever the factors' degrees
-        self.degree, self.lmax_out = degree, lmax_out
-        n_theta = (degree + lmax_out + 2) // 2
-        n_phi = degree + lmax_out + 1
-        nodes, weights = np.polynomial.legendre.leggauss(n_theta)
-        theta = torch.from_numpy(np.arccos(nodes))
-        lmax = max(degree, lmax_out)
-        values = _theta_values(lmax, theta)  # [k, l, j]
-        phi = torch.arange(n_phi, dtype=torch.float64) * (2 * math.pi / n_phi)
-        k = torch.arange(lmax + 1, dtype=torch.float64)
-        kphi = k[:, None] * phi
-        azimuth = math.sqrt(2) * torch.stack([kphi.cos(), kphi.sin()], 1)  # [k, s, phi]
-        azimuth[0, 0] = 1.0
-        azimuth[0, 1] = 0.0  # there is no m = -0
-        self.n_theta, self.n_phi, self.lmax = n_theta, n_phi, lmax
-        self._values = values.to(dtype=dtype, device=device)  # [k, l, j]
-        to = dict(dtype=dtype, device=device)
-        self._synth_phi = azimuth.reshape(2 * (lmax + 1), n_phi).T.contiguous().to(**to)
-        w = torch.from_numpy(weights)
-        lo = lmax_out + 1
-        self._analysis_theta = (values[:lo, :lo] * w).to(dtype=dtype, device=device)  # [k, l, j]
-        self._analysis_phi = (azimuth[:lo].reshape(2 * lo, n_phi) * (2 * math.pi / n_phi)).to(**to)
-        self._index = {}
-        self._inverse = _km_inverse(lmax_out).to(device)
-
-    def _km(self, L: int, device) -> torch.Tensor:
-        if L not in self._index:
-            self._index[L] = _km_index(L).reshape(-1).to(device)
-        return self._index[L]
-
-    def synthesis(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [..., (L+1)^2]`` -> values ``[n_phi, n_theta, ...]`` (``L <= degree``)."""
-        L = _lmax_of(x.shape[-1], "x")
-        lead = x.shape[:-1]
-        x = x.reshape(-1, x.shape[-1])
-        B = x.shape[0]
-        X = x.index_select(1, self._km(L, x.device)).T.reshape(L + 1, 2, L + 1, B)
-        V = self._values[: L + 1, : L + 1].transpose(1, 2)  # [k, j, l]
-        g = torch.matmul(V.unsqueeze(1), X)  # [k, s, j, B]
-        f = self._synth_phi[:, : 2 * (L + 1)] @ g.reshape(2 * (L + 1), self.n_theta * B)
-        return f.reshape((self.n_phi, self.n_theta) + lead)
-
-    def analysis(self, f: torch.Tensor) -> torch.Tensor:
-        """Values ``[n_phi, n_theta, ...]`` -> coefficients ``[..., (lmax_out+1)^2]``."""
-        lead = f.shape[2:]
-        lo = self.lmax_out + 1
-        h = self._analysis_phi @ f.reshape(self.n_phi, -1)  # [(k, s), j * B]
-        h = h.reshape(lo, 2, self.n_theta, -1)
-        c = torch.matmul(self._analysis_theta.unsqueeze(1), h)  # [k, s, l, B]
-        # a row gather and one transpose copy: faster than gathering columns
-        c = c.reshape(2 * lo * lo, -1).index_select(0, self._inverse).T.contiguous()
-        return c.reshape(lead + (lo * lo,))
-
-
 def _sin_moment(n: int) -> complex:
     r""":math:`\int_0^\pi e^{i n \theta} \sin\theta\, d\theta`."""
     if n % 2 == 0:
@@ -374,10 +306,12 @@ class TorusPlan:
 @functools.lru_cache(maxsize=64)
 def _plan(kind: str, degree: int, lmax_out: int, factor_lmax: int, dtype: torch.dtype,
           device: torch.device):
+    from .gaunt_grid import SphereGridPlan  # it builds on this module's tables
+
     cls = {"grid": SphereGridPlan, "fft": TorusPlan}[kind]
     return cls(degree, lmax_out, factor_lmax, dtype, device)
 
 
 def get_plan(kind: str, degree: int, lmax_out: int, factor_lmax: int, dtype: torch.dtype, device):
-    """Cached `SphereGridPlan` (``"grid"``) or `TorusPlan` (``"fft"``) for these sizes."""
+    """Cached `equinet.tp.gaunt_grid.SphereGridPlan` (``"grid"``) or `TorusPlan` (``"fft"``)."""
     return _plan(kind, degree, lmax_out, factor_lmax, dtype, torch.device(device))

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from .gaunt import _check_method, _chunked, auto_method, gaunt_product
+from .gaunt import _check_method, _chunked, _rows_per_chunk, auto_method, gaunt_product
 from .gaunt_fourier import get_plan
 from .gaunt_layout import SphericalChannels, power_variance
 
@@ -113,6 +113,17 @@ class GauntManyBody(torch.nn.Module):
 
         def running_products(y):
             # the factor index leads the batch dimensions
+            if hasattr(plan, "sample"):  # the grid: products stay folded (gaunt_grid)
+                e, o = plan.sample(y)
+                rows = e.shape[-1] // nu
+                factors = [(e.narrow(-1, n * rows, rows), o.narrow(-1, n * rows, rows))
+                           for n in range(nu)]
+                P, terms = factors[0], [factors[0]]
+                for factor in factors[1:]:
+                    P = plan.multiply(P, factor)
+                    terms.append(P)
+                folded = tuple(torch.cat(parts, -1) for parts in zip(*terms))
+                return plan.project(folded, y.shape[:-1])
             factors = plan.synthesis(y).unbind(plan.batch_dim)
             P, terms = factors[0], [factors[0]]
             for factor in factors[1:]:
@@ -124,7 +135,8 @@ class GauntManyBody(torch.nn.Module):
         # next to last is labelled 1 so that it is never split)
         lead = tuple(y.shape[1:-1]) + (1,)
         per_row = lambda t: running_products(t.movedim(-2, 0)).movedim(0, -2)  # noqa: E731
-        out = _chunked(per_row, (y.movedim(0, -2),), lead, nu * plan.n_theta * plan.n_phi)
+        rows = max(1, _rows_per_chunk(method, plan, power=True) // nu)
+        out = _chunked(per_row, (y.movedim(0, -2),), lead, rows)
         return out.movedim(-2, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

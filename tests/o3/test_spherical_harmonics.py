@@ -220,7 +220,8 @@ def test_chunks_give_the_same_result(monkeypatch):
         (g_chunked,) = torch.autograd.grad((y_chunked * weight).sum(), x)
         monkeypatch.undo()
         torch.testing.assert_close(y_chunked, y, atol=1e-14, rtol=0)
-        torch.testing.assert_close(g_chunked, g, atol=1e-13, rtol=0)
+        # gradients sum many terms: rounding scales with their size
+        torch.testing.assert_close(g_chunked, g, atol=1e-14 * g.abs().max().item(), rtol=0)
 
 
 def test_float32_and_shapes():

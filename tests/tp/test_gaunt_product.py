@@ -138,6 +138,8 @@ def test_batch_chunking_is_invisible(method, monkeypatch):
     # Large batches are processed in cache-sized slices; force tiny slices on small inputs.
     import equinet.tp.gaunt as module
     monkeypatch.setattr(module, "_SAMPLE_CHUNK_ELEMENTS", 300)
+    monkeypatch.setattr(module, "_GRID_CHUNK_ELEMENTS", 300)
+    monkeypatch.setattr(module, "_GRID_POWER_CHUNK_ELEMENTS", 300)
     for shape1, shape2 in [((7,), (7,)), ((5, 3), (5, 1)), ((1, 6), (4, 6)), ((2, 3, 4), (3, 1))]:
         x1 = torch.randn(shape1 + (9,), dtype=torch.float64)
         x2 = torch.randn(shape2 + (16,), dtype=torch.float64)
@@ -146,6 +148,16 @@ def test_batch_chunking_is_invisible(method, monkeypatch):
     x = torch.randn(6, 5, 9, dtype=torch.float64)
     torch.testing.assert_close(gaunt_power(x, 3, 4, method=method),
                                gaunt_power(x, 3, 4, method="dense"), atol=1e-11, rtol=0)
+    # factors of one shape (sampled together by the grid), and a square
+    y = torch.randn(6, 5, 9, dtype=torch.float64)
+    for a, b in [(x, y), (x, x)]:
+        torch.testing.assert_close(gaunt_product(a, b, 4, method=method),
+                                   gaunt_product(a, b, 4, method="dense"), atol=1e-12, rtol=0)
+    # recording gradients: slices are concatenated, not written in place
+    a = x.clone().requires_grad_()
+    grads = [torch.autograd.grad(gaunt_product(a, y, 4, method=m).square().sum(), a)[0]
+             for m in (method, "dense")]
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-11, rtol=0)
 
 
 @pytest.mark.parametrize("method", ["fft", "grid", "dense"])

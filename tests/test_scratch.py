@@ -1,0 +1,45 @@
+"""Per-thread scratch buffers (equinet._scratch)."""
+import threading
+
+import torch
+
+from equinet import _scratch
+from equinet._scratch import clear_scratch, scratch
+
+CPU = torch.device("cpu")
+
+
+def test_views_have_the_shapes_and_do_not_overlap():
+    a, b, c = scratch("test", [(3, 5), (7,), (2, 2, 2)], torch.float32, CPU)
+    assert (a.shape, b.shape, c.shape) == ((3, 5), (7,), (2, 2, 2))
+    a.fill_(1), b.fill_(2), c.fill_(3)
+    assert a.eq(1).all() and b.eq(2).all() and c.eq(3).all()
+
+
+def test_reused_per_tag_and_dtype():
+    (a,) = scratch("test_reuse", [(10,)], torch.float32, CPU)
+    (b,) = scratch("test_reuse", [(4,)], torch.float32, CPU)
+    (c,) = scratch("test_other", [(10,)], torch.float32, CPU)
+    (d,) = scratch("test_reuse", [(10,)], torch.float64, CPU)
+    assert a.data_ptr() == b.data_ptr()
+    assert c.data_ptr() != a.data_ptr() and d.data_ptr() != a.data_ptr()
+    (e,) = scratch("test_reuse", [(1000,)], torch.float32, CPU)  # grows
+    assert e.numel() == 1000
+    clear_scratch()
+    (f,) = scratch("test_reuse", [(10,)], torch.float32, CPU)
+    assert f.numel() == 10
+
+
+def test_large_requests_and_other_threads_get_their_own_memory(monkeypatch):
+    monkeypatch.setattr(_scratch, "MAX_SCRATCH_BYTES", 64)
+    (a,) = scratch("test_big", [(100,)], torch.float32, CPU)
+    (b,) = scratch("test_big", [(100,)], torch.float32, CPU)
+    assert a.data_ptr() != b.data_ptr()
+    monkeypatch.undo()
+    (mine,) = scratch("test_thread", [(8,)], torch.float32, CPU)
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.extend(
+        scratch("test_thread", [(8,)], torch.float32, CPU)))
+    thread.start()
+    thread.join()
+    assert theirs[0].data_ptr() != mine.data_ptr()
