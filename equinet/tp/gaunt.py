@@ -115,18 +115,18 @@ def auto_method(lmax_in1: int, lmax_in2: int, lmax_out: int, device=None) -> str
     r"""The method ``"auto"`` picks for factors of degrees ``lmax_in1``, ``lmax_in2``.
 
     Measured with ``benchmarks/gaunt.py`` (CPU, float32, 2 threads, L1 = L2 = lmax_out
-    = L, 2000 rows; ms per call, minimum of repeats on a shared 2-core machine):
+    = L, 2000 rows; ms per call, minimum of repeats on a quiet 2-core machine):
 
     ====  =======  =====  =====
     L     dense    grid   fft
     ====  =======  =====  =====
-    2     0.42     0.53   3.3
-    4     3.8      1.2    11
-    8     177      2.6    68
-    16    3279     22     258
+    2     0.31     0.36   1.7
+    4     4.4      0.93   6.4
+    8     81       2.2    16
+    16    1185     7.7    58
     ====  =======  =====  =====
 
-    The dense sum wins only at the smallest sizes (L <= 2, by about 20%), the grid
+    The dense sum wins only at the smallest sizes (L <= 2, by about 15%), the grid
     everywhere else. The paper's FFT route was never the fastest on CPU: torch's small
     2D FFTs cost more than the grid's matrix products, which also need half the
     :math:`\theta` samples (Gauss-Legendre instead of the doubled torus). The same rule
