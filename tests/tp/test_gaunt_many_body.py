@@ -60,8 +60,9 @@ def test_component_normalization():
         assert z[:, s].pow(2).mean().item() == pytest.approx(1.0, rel=0.3)
 
 
-def test_gradcheck():
-    mb = _randomize(GauntManyBody("0e + 1o", "0e + 1o + 2e", 2)).double()
+@pytest.mark.parametrize("method", ["auto", "grid", "fft"])
+def test_gradcheck(method):
+    mb = _randomize(GauntManyBody("0e + 1o", "0e + 1o + 2e", 2, method=method)).double()
     x = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(mb, (x,))
     assert torch.autograd.gradgradcheck(mb, (x,))
