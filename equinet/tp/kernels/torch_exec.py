@@ -19,7 +19,7 @@ import torch
 
 from .torch_assembly import assemble
 from .torch_threads import chunk_workers, worker_pool
-from .torch_plan import Plan, Segment
+from .torch_plan import Plan, Segment, segment_rows
 
 __all__ = ["run"]
 
@@ -269,6 +269,17 @@ def _times(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (x.reshape(-1, x.shape[-1]) @ w).view(x.shape[0], x.shape[1], w.shape[-1])
 
 
+def _rows_of(prepared, y0: int, y1: int, batched: bool):
+    """Prepared weights of a segment (see `run`) on chunk rows ``y0:y1``."""
+    if not batched:
+        return prepared
+
+    def rows(w):
+        return w[y0:y1] if w is not None and w.dim() == 3 else w
+    elems, mixes = prepared
+    return [rows(w) for w in elems], [rows(w) for w in mixes]
+
+
 def _batch_size(slots) -> int:
     for i in (0, 1, 3):
         if slots[i] is not None:
@@ -305,24 +316,46 @@ def run(plan: Plan, targets: Sequence[int], slots: Sequence[Optional[torch.Tenso
 
     shared_pre = None if weights.batched else prepared(weights, 0, Z)
 
-    def compute(z0, z1, outs=None):
-        pre = shared_pre if shared_pre is not None else prepared(weights, z0, z1)
-        parts = [_SegmentChunk(s, None if x1 is None else x1[z0:z1],
-                               None if x2 is None else x2[z0:z1], p,
-                               None if g is None else g[z0:z1])
-                 for s, p in zip(plan.segments, pre)]
-        c = z1 - z0
-        results = []
+    def segment_pieces(s, p, z0, z1):
+        """The pieces of each target from segment ``s`` on samples ``z0:z1``."""
+        part = _SegmentChunk(s, None if x1 is None else x1[z0:z1],
+                             None if x2 is None else x2[z0:z1], p,
+                             None if g is None else g[z0:z1])
+        pieces = {}
         # the weight gradient needs the core output and the row gradients unweighted: do it first
         for t in sorted(targets, key=lambda t: t != 2):
             if t == 3:
-                pieces = [p for part in parts for p in part.out_pieces(reuse=True)]
+                pieces[t] = part.out_pieces(reuse=True)
             elif t == 0:
-                pieces = [part.core_x1(part.gt(reuse=True)) for part in parts]
+                pieces[t] = [part.core_x1(part.gt(reuse=True))]
             elif t == 1:
-                pieces = [part.core_x2(part.gt(reuse=True)) for part in parts]
+                pieces[t] = [part.core_x2(part.gt(reuse=True))]
             else:
-                pieces = [p for part in parts for p in part.w_pieces(shared)]
+                pieces[t] = part.w_pieces(shared)
+        return pieces
+
+    def compute(z0, z1, outs=None):
+        pre = shared_pre if shared_pre is not None else prepared(weights, z0, z1)
+        c = z1 - z0
+        collected = {t: [] for t in targets}
+        for s, p in zip(plan.segments, pre):
+            rows = segment_rows(s, c, like.device) if not torch.compiler.is_compiling() else c
+            if rows >= c:
+                subs = [segment_pieces(s, p, z0, z1)]
+            else:  # a segment with large temporaries: sub-chunks of its own, joined
+                subs = [segment_pieces(s, _rows_of(p, y0, min(c, y0 + rows), weights.batched),
+                                       z0 + y0, z0 + min(c, y0 + rows))
+                        for y0 in range(0, c, rows)]
+            for t in targets:
+                if len(subs) == 1:
+                    collected[t].extend(subs[0][t])
+                elif t == 2 and shared:  # summed over the batch
+                    collected[t].extend(sum(parts) for parts in zip(*(sub[t] for sub in subs)))
+                else:
+                    collected[t].extend(torch.cat(parts) for parts in zip(*(sub[t] for sub in subs)))
+        results = []
+        for t in sorted(targets, key=lambda t: t != 2):
+            pieces = collected[t]
             batch = () if (t == 2 and shared) else (c,)
             dest = None if outs is None or (t == 2 and shared) else outs[targets.index(t)][z0:z1]
             res = assemble(asms[t], pieces, batch, like, out=dest)

@@ -39,7 +39,7 @@ import torch
 from ..descriptor import TensorProductDescriptor
 from .torch_assembly import Assembly
 
-__all__ = ["ElemGroup", "MixBlock", "Plan", "Segment", "build_plan", "chunk_size"]
+__all__ = ["ElemGroup", "MixBlock", "Plan", "Segment", "build_plan", "chunk_size", "segment_rows"]
 
 _LONG = torch.long
 
@@ -138,7 +138,7 @@ class Plan:
     x2_asm: Assembly
     w_asm: Assembly
     needs_one: bool  # some weight matrix mixes weighted and unweighted paths
-    per_sample: int  # elements per sample of the largest temporary (sets the chunk size)
+    per_sample: int  # elements per sample of a typical segment's temporaries (sets the chunk)
 
     def to(self, device, dtype) -> "Plan":
         def move(x):
@@ -227,7 +227,7 @@ def build_plan(desc: TensorProductDescriptor) -> Plan:
         if seg.core == "nnz" and len(blocks) > 1 and len(seg.n_c) > NNZ_PER_BLOCK * len(blocks):
             # large sparse products (full products of high degree): one segment per pair of
             # input blocks, each a dense ``pairs`` product, beats gathers over all nonzeros
-            # (measured 4x at degree 8); smaller blocks would not pay for their Python calls
+            # (measured 4x at degree 8); smaller blocks do not pay for their Python calls
             segments.extend(_build_segment(key, b, desc.weight_numel, desc.dim_in2)
                             for b in blocks.values())
         else:
@@ -250,7 +250,17 @@ def build_plan(desc: TensorProductDescriptor) -> Plan:
                 Assembly(x2_cols, desc.dim_in2), Assembly(w_cols, desc.weight_numel),
                 any(m.w_idx is not None and bool((m.w_idx == desc.weight_numel).any())
                     for s in segments for m in s.mixes),
-                max([s.per_sample_size for s in segments] + [1]))
+                _typical_size([s.per_sample_size for s in segments]))
+
+
+def _typical_size(sizes: List[int]) -> int:
+    """Per-sample temporaries that set the chunk: the median segment's (at least 1).
+
+    Segments with larger temporaries run the chunk in sub-chunks of their own
+    (`segment_rows`), so that one large segment does not shrink the chunks of many
+    small ones: each chunk costs every segment a few Python calls.
+    """
+    return max(1, sorted(sizes)[len(sizes) // 2]) if sizes else 1
 
 
 def _block_rows(blocks, mul: int):
@@ -268,8 +278,14 @@ def _block_rows(blocks, mul: int):
 #: and the batched product) to the nonzeros times channels for which it is still used:
 #: matrix products run several times faster per multiply-add than gathers and row additions.
 BMM_DENSITY = 16.0
-#: Average nonzeros per pair of input blocks above which a sparse segment is split by blocks.
-NNZ_PER_BLOCK = 200
+#: Average nonzeros per pair of input blocks above which a sparse segment is split by blocks
+#: (full products of one channel, 2000 rows, 2 threads: L = 4 (46 per block) 4.6 ms whole
+#: against 6.6 ms split; L = 6 (132 per block) 24 ms whole against 16 ms split).
+NNZ_PER_BLOCK = 100
+#: Largest ratio of the ``pairs`` core's multiply-adds (``R3 x pairs``) to the nonzeros for which
+#: it replaces the ``nnz`` core's gathers and row additions (full product of one channel at
+#: L = 16, 2000 rows, 2 threads: 1530 ms at 16, 690 ms at 24, 800 ms at 32).
+PAIRS_DENSITY = 24.0
 
 
 def _dense_over_sparse(dim_in2: int, R3: int, R1: int, U: int, nnz: int) -> float:
@@ -365,7 +381,7 @@ def _build_segment(key, paths, weight_numel: int, dim_in2: int) -> Segment:
         pairs, pair_of = torch.unique(torch.stack([n_r1, n_r2], 1), dim=0, return_inverse=True)
         # T = C P with P the products of the distinct row pairs: one matrix product, worth
         # its zeros (measured ~3x faster than per-nonzero products when 16x the nonzeros)
-        if n_rows * len(pairs) <= 16 * len(n_c):
+        if n_rows * len(pairs) <= PAIRS_DENSITY * len(n_c):
             core = "pairs"
             pair_r1, pair_r2 = pairs[:, 0].contiguous(), pairs[:, 1].contiguous()
             pair_coupling = torch.zeros(n_rows, len(pairs), dtype=torch.float64)
@@ -383,15 +399,31 @@ def _build_segment(key, paths, weight_numel: int, dim_in2: int) -> Segment:
 def chunk_size(plan: Plan, batch: int, device: torch.device) -> int:
     """Samples per chunk: on CPU, small enough that a chunk's temporaries stay in cache.
 
-    About 4 MB of float32 for the largest temporary (1-4 MB measured alike on one
+    About 4 MB of float32 for a typical segment's largest temporary, larger segments
+    running in sub-chunks (`segment_rows`) (1-4 MB measured alike on one
     thread; the larger end amortises the per-chunk Python work, which the chunk
     threads of :mod:`~equinet.tp.kernels.torch_threads` cannot share); on
     accelerators, up to a gigabyte (a whole batch, mostly).
     """
     if batch == 0:
         return 1
-    if device.type != "cpu":
-        budget = 1 << 28
-    else:
-        budget = 1 << 20
-    return max(1, min(batch, budget // plan.per_sample))
+    rows = _budget(device) // plan.per_sample
+    if device.type == "cpu" and batch >= 2 * MIN_PARALLEL_ROWS:
+        # at least one chunk per chunk thread (torch_threads)
+        rows = min(rows, max(MIN_PARALLEL_ROWS, -(-batch // torch.get_num_threads())))
+    return max(1, min(batch, rows))
+
+
+#: Fewest samples per chunk for which a batch is split only to use every chunk thread.
+MIN_PARALLEL_ROWS = 64
+
+
+def _budget(device: torch.device) -> int:
+    """Elements of the largest temporary per chunk (see `chunk_size`)."""
+    return 1 << 28 if device.type != "cpu" else 1 << 20
+
+
+def segment_rows(seg: Segment, rows: int, device: torch.device) -> int:
+    """Samples per sub-chunk of ``seg`` in a chunk of ``rows``: the whole chunk unless its
+    temporaries exceed the budget of `chunk_size`."""
+    return max(1, min(rows, _budget(device) // max(1, seg.per_sample_size)))
