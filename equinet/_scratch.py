@@ -38,7 +38,10 @@ def scratch(tag: str, shapes: Sequence[Sequence[int]], dtype: torch.dtype,
         buf = cache.get((tag, dtype))
         if buf is None or buf.numel() < numel:
             cache.pop((tag, dtype), None)  # free the old one before allocating its successor
-            buf = cache[tag, dtype] = torch.empty(numel, dtype=dtype)
+            # a normal tensor even under inference_mode: an inference tensor could not be
+            # written in place by a later call outside it
+            with torch.inference_mode(False):
+                buf = cache[tag, dtype] = torch.empty(numel, dtype=dtype)
     else:
         buf = torch.empty(numel, dtype=dtype, device=device)
     views, offset = [], 0

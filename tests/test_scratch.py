@@ -43,3 +43,15 @@ def test_large_requests_and_other_threads_get_their_own_memory(monkeypatch):
     thread.start()
     thread.join()
     assert theirs[0].data_ptr() != mine.data_ptr()
+
+
+def test_first_use_under_inference_mode_does_not_poison_later_calls():
+    with torch.inference_mode():
+        (a,) = scratch("test_inference", [(5,)], torch.float32, CPU)
+        a.fill_(1.0)
+    with torch.no_grad():
+        (b,) = scratch("test_inference", [(5,)], torch.float32, CPU)
+        b.fill_(2.0)  # an inference tensor would refuse this in-place write
+    (c,) = scratch("test_inference", [(5,)], torch.float32, CPU)
+    c.add_(1.0)
+    assert c.eq(3.0).all()

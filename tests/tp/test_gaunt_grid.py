@@ -77,3 +77,16 @@ def test_gradients_with_and_without_recording_agree():
         torch.testing.assert_close(plan.product(x, y), out.detach(), atol=1e-13, rtol=0)
     assert torch.autograd.gradcheck(lambda a: plan.product(a, y), (x,))
     assert torch.autograd.gradgradcheck(lambda a: plan.product(a, a), (x,))
+
+
+def test_inference_mode_then_no_grad():
+    # the reused buffers must stay writable whatever mode first created them
+    from equinet.tp import gaunt_product
+
+    x = torch.randn(6, 16, dtype=torch.float64)
+    with torch.inference_mode():
+        first = gaunt_product(x, x, 3, method="grid")
+    with torch.no_grad():
+        again = gaunt_product(x, x, 3, method="grid")
+    torch.testing.assert_close(again, first.clone(), atol=1e-12, rtol=0)
+    torch.testing.assert_close(again, gaunt_product(x, x, 3, method="dense"), atol=1e-12, rtol=0)
