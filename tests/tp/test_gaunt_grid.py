@@ -84,6 +84,9 @@ def test_inference_mode_then_no_grad():
     from equinet.tp import gaunt_product
 
     x = torch.randn(6, 16, dtype=torch.float64)
+    from equinet._scratch import clear_scratch
+
+    clear_scratch()  # so that the first call below makes the buffers
     with torch.inference_mode():
         first = gaunt_product(x, x, 3, method="grid")
     with torch.no_grad():
