@@ -220,7 +220,8 @@ class _SegmentChunk:
         t = self.t()
         for m, wm in zip(self.s.mixes, self.wm):
             y = _times(t[:, m.rows[0]:m.rows[1]].reshape(self.c, m.d3, m.pq), wm)
-            pieces.append(y.transpose(1, 2))  # [c, wd, d3], the output layout
+            # [c, wd, d3], the output layout; for d3 = 1 a plain view, which copies ~5x faster
+            pieces.append(y.view(self.c, m.wd, 1) if m.d3 == 1 else y.transpose(1, 2))
         return pieces
 
     def gt(self, reuse: bool):
