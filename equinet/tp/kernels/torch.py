@@ -24,7 +24,8 @@ import torch
 
 from ..descriptor import TensorProductDescriptor
 from .torch_exec import run
-from .torch_plan import Plan, build_plan, chunk_size
+from .torch_chunks import chunk_size
+from .torch_plan import Plan, build_plan
 from ._inputs import check_inputs
 
 __all__ = ["tensor_product", "supports", "plan_for"]

@@ -19,7 +19,8 @@ import torch
 
 from .torch_assembly import assemble
 from .torch_threads import chunk_workers, worker_pool
-from .torch_plan import Plan, Segment, segment_rows
+from .torch_chunks import segment_rows
+from .torch_plan import Plan, Segment
 
 __all__ = ["run"]
 

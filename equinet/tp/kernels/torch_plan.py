@@ -39,7 +39,7 @@ import torch
 from ..descriptor import TensorProductDescriptor
 from .torch_assembly import Assembly
 
-__all__ = ["ElemGroup", "MixBlock", "Plan", "Segment", "build_plan", "chunk_size", "segment_rows"]
+__all__ = ["ElemGroup", "MixBlock", "Plan", "Segment", "build_plan"]
 
 _LONG = torch.long
 
@@ -257,7 +257,7 @@ def _typical_size(sizes: List[int]) -> int:
     """Per-sample temporaries that set the chunk: the median segment's (at least 1).
 
     Segments with larger temporaries run the chunk in sub-chunks of their own
-    (`segment_rows`), so that one large segment does not shrink the chunks of many
+    (`~equinet.tp.kernels.torch_chunks.segment_rows`), so that one large segment does not shrink the chunks of many
     small ones: each chunk costs every segment a few Python calls.
     """
     return max(1, sorted(sizes)[len(sizes) // 2]) if sizes else 1
@@ -394,37 +394,3 @@ def _build_segment(key, paths, weight_numel: int, dim_in2: int) -> Segment:
     return Segment(core, U, V, Q, R1, R2, n_rows, a_idx, b_idx, u_q, v_q, n_r1, n_r2, n_r3,
                    n_c, coupling, col2, identity, pair_r1, pair_r2, pair_coupling, dim_in2,
                    elems, mixes)
-
-
-def chunk_size(plan: Plan, batch: int, device: torch.device) -> int:
-    """Samples per chunk: on CPU, small enough that a chunk's temporaries stay in cache.
-
-    About 4 MB of float32 for a typical segment's largest temporary, larger segments
-    running in sub-chunks (`segment_rows`) (1-4 MB measured alike on one
-    thread; the larger end amortises the per-chunk Python work, which the chunk
-    threads of :mod:`~equinet.tp.kernels.torch_threads` cannot share); on
-    accelerators, up to a gigabyte (a whole batch, mostly).
-    """
-    if batch == 0:
-        return 1
-    rows = _budget(device) // plan.per_sample
-    if device.type == "cpu" and len(plan.segments) > 1 and batch >= 2 * MIN_PARALLEL_ROWS:
-        # at least one chunk per chunk thread (torch_threads): chunks sized by the median
-        # segment often hold the whole batch (full products at L = 8, 2000 rows: 85 -> 39 ms)
-        rows = min(rows, max(MIN_PARALLEL_ROWS, -(-batch // torch.get_num_threads())))
-    return max(1, min(batch, rows))
-
-
-#: Fewest samples per chunk for which a batch is split only to use every chunk thread.
-MIN_PARALLEL_ROWS = 64
-
-
-def _budget(device: torch.device) -> int:
-    """Elements of the largest temporary per chunk (see `chunk_size`)."""
-    return 1 << 28 if device.type != "cpu" else 1 << 20
-
-
-def segment_rows(seg: Segment, rows: int, device: torch.device) -> int:
-    """Samples per sub-chunk of ``seg`` in a chunk of ``rows``: the whole chunk unless its
-    temporaries exceed the budget of `chunk_size`."""
-    return max(1, min(rows, _budget(device) // max(1, seg.per_sample_size)))

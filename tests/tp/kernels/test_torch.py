@@ -160,7 +160,7 @@ def test_core_forms_agree(tp_check, monkeypatch, form, dtype):
 def test_large_segments_run_in_sub_chunks(tp_check, monkeypatch, shared):
     # segments of different channel structures, the largest over its own budget: it runs each
     # chunk in sub-chunks (outputs concatenated, shared weight gradients summed)
-    from equinet.tp.kernels import torch_plan
+    from equinet.tp.kernels import torch_chunks, torch_plan
 
     desc = tp_check.descriptor("2x0e + 2x1o", "0e + 3x1o", "3x0e + 6x1e + 6x1o + 2x1o",
                                [(0, 0, 0, "uvw", True), (1, 1, 1, "uvuv", True),
@@ -169,9 +169,9 @@ def test_large_segments_run_in_sub_chunks(tp_check, monkeypatch, shared):
     sizes = sorted(s.per_sample_size for s in plan.segments)
     assert len(sizes) > 1 and sizes[-1] > sizes[0]
     budget = 3 * sizes[-1] - 1  # the largest segment: sub-chunks of 2 samples in chunks of 7
-    monkeypatch.setattr(torch_plan, "_budget", lambda device: budget)
+    monkeypatch.setattr(torch_chunks, "_budget", lambda device: budget)
     seen = []
-    real = torch_plan.segment_rows
+    real = torch_chunks.segment_rows
     monkeypatch.setattr("equinet.tp.kernels.torch_exec.segment_rows",
                         lambda seg, rows, device: seen.append(real(seg, rows, device)) or seen[-1])
     tp_check.compare(BACKEND, desc, shared, torch.float64, batch=7, chunk=7)
