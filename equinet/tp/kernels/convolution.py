@@ -24,6 +24,7 @@ from typing import Optional
 import torch
 
 from ..descriptor import TensorProductDescriptor
+from ._slots import save_slots, slot_backward
 
 __all__ = ["reference_convolution", "chunked_convolution", "default_chunk"]
 
@@ -81,10 +82,8 @@ class _ChunkedContract(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, desc, graph, target, include_unweighted, x, a, w, g):
-        ctx.desc, ctx.graph, ctx.target = desc, graph, target
-        ctx.include_unweighted = include_unweighted
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, a, w, g)
+        ctx.desc, ctx.graph = desc, graph
+        save_slots(ctx, target, include_unweighted, x, a, w, g)
         src, dst, num_in, num_out, chunk, shared = graph
         d = desc if include_unweighted and target != 2 else _weighted_only(desc)
         like = next(s for s in (x, a, w, g) if s is not None)
@@ -117,19 +116,8 @@ class _ChunkedContract(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if grad is None:
-            return (None,) * 8
-        slots = list(ctx.saved_tensors)
-        slots[ctx.target] = grad
-        include_unweighted = ctx.include_unweighted and ctx.target != 2
-        grads = [None] * 4
-        for s, needed in enumerate(ctx.needs_input_grad[4:]):
-            if needed and s != ctx.target:
-                args = list(slots)
-                args[s] = None
-                grads[s] = _ChunkedContract.apply(ctx.desc, ctx.graph, s, include_unweighted,
-                                                  *args)
-        return (None, None, None, None, *grads)
+        return slot_backward(ctx, grad,
+                             lambda *args: _ChunkedContract.apply(ctx.desc, ctx.graph, *args))
 
 
 def chunked_convolution(desc: TensorProductDescriptor, x, edge_attr, weight, edge_src,

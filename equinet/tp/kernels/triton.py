@@ -36,6 +36,7 @@ import torch
 from ..descriptor import TensorProductDescriptor
 from .triton_launch import Layout, contract, interpreting, supported
 from ._inputs import check_inputs
+from ._slots import save_slots, slot_backward
 
 try:
     import triton as _triton  # noqa: F401  (the library, not this module)
@@ -74,27 +75,13 @@ class _Contract(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, desc, layout, target, include_unweighted, x1, x2, w, g):
-        ctx.desc, ctx.layout, ctx.target = desc, layout, target
-        ctx.include_unweighted = include_unweighted
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x1, x2, w, g)
+        ctx.desc, ctx.layout = desc, layout
+        save_slots(ctx, target, include_unweighted, x1, x2, w, g)
         return contract(desc, layout, target, include_unweighted, [x1, x2, w, g])
 
     @staticmethod
     def backward(ctx, grad):
-        if grad is None:
-            return (None,) * 8
-        slots = list(ctx.saved_tensors)
-        slots[ctx.target] = grad
-        # once the weight slot holds a cotangent, the paths without weights drop out
-        include_unweighted = ctx.include_unweighted and ctx.target != 2
-        grads = [None] * 4
-        for s, needed in enumerate(ctx.needs_input_grad[4:]):
-            if needed and s != ctx.target:
-                args = list(slots)
-                args[s] = None
-                grads[s] = _Contract.apply(ctx.desc, ctx.layout, s, include_unweighted, *args)
-        return (None, None, None, None, *grads)
+        return slot_backward(ctx, grad, lambda *args: _Contract.apply(ctx.desc, ctx.layout, *args))
 
 
 def _fallback():
