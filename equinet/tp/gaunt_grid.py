@@ -122,8 +122,10 @@ class SphereGridPlan:
         norm[0] = 1.0
         self._azimuth = torch.stack([kphi.cos() * norm, kphi.sin() * norm])  # [s, i, k], i < half
         lo = lmax_out + 1
-        # projection, per parity of k: the (s, k) it yields, phi [j, (s, k), i], theta [(s, k), l, j]
-        slots = [[(s, k) for s in (0, 1) for k in range(s, lo) if k % 2 == parity] for parity in (0, 1)]
+        # projection, per parity of k: the (s, k) it yields, phi [j, (s, k), i],
+        # theta [(s, k), l, j]
+        slots = [[(s, k) for s in (0, 1) for k in range(s, lo) if k % 2 == parity]
+                 for parity in (0, 1)]
         w = torch.from_numpy(weights)
         self._analysis = []
         for part in slots:
@@ -135,7 +137,8 @@ class SphereGridPlan:
                 torch.zeros(0, lo, n_theta, dtype=torch.float64)
             self._analysis.append((self._on(phi_out), self._on(theta_out)))
         position = {sk: n for n, sk in enumerate(slots[0] + slots[1])}
-        rows = [position[(int(m < 0), abs(m))] * lo + l for l in range(lo) for m in range(-l, l + 1)]
+        rows = [position[(int(m < 0), abs(m))] * lo + l
+                for l in range(lo) for m in range(-l, l + 1)]
         self._rows = torch.tensor(rows, device=self.device)
         self._synthesis: Dict[int, tuple] = {}
 

@@ -351,10 +351,12 @@ def run(plan: Plan, targets: Sequence[int], slots: Sequence[Optional[torch.Tenso
             for t in targets:
                 if len(subs) == 1:
                     collected[t].extend(subs[0][t])
-                elif t == 2 and shared:  # summed over the batch
-                    collected[t].extend(sum(parts) for parts in zip(*(sub[t] for sub in subs)))
+                    continue
+                by_piece = zip(*(sub[t] for sub in subs))
+                if t == 2 and shared:  # summed over the batch
+                    collected[t].extend(sum(parts) for parts in by_piece)
                 else:
-                    collected[t].extend(torch.cat(parts) for parts in zip(*(sub[t] for sub in subs)))
+                    collected[t].extend(torch.cat(parts) for parts in by_piece)
         results = []
         for t in sorted(targets, key=lambda t: t != 2):
             pieces = collected[t]

@@ -257,8 +257,9 @@ def _typical_size(sizes: List[int]) -> int:
     """Per-sample temporaries that set the chunk: the median segment's (at least 1).
 
     Segments with larger temporaries run the chunk in sub-chunks of their own
-    (`~equinet.tp.kernels.torch_chunks.segment_rows`), so that one large segment does not shrink the chunks of many
-    small ones: each chunk costs every segment a few Python calls.
+    (`~equinet.tp.kernels.torch_chunks.segment_rows`), so that one large segment does
+    not shrink the chunks of many small ones: each chunk costs every segment a few
+    Python calls.
     """
     return max(1, sorted(sizes)[len(sizes) // 2]) if sizes else 1
 
