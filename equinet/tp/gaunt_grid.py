@@ -270,12 +270,14 @@ class SphereGridPlan:
         if x1.shape == x2.shape:
             f1, f2 = self.sample(x1, reuse), self.sample(x2, reuse, "sample2")
             return self.project(self.multiply(f1, f2, reuse), lead, reuse)
+        # broadcasting (e.g. one function per sample for all channels): each factor is sampled
+        # at its own size, the product is taken at the broadcast size
         lead = torch.broadcast_shapes(lead, x2.shape[:-1])
-        f1, f2 = self.sample(x1), self.sample(x2)
+        f1, f2 = self.sample(x1, reuse), self.sample(x2, reuse, "sample2")
         f1 = tuple(t.view((self.n_theta, self.half) + x1.shape[:-1]) for t in f1)
         f2 = tuple(t.view((self.n_theta, self.half) + x2.shape[:-1]) for t in f2)
         p = self.multiply(f1, f2)
-        return self.project(tuple(t.reshape(self.n_theta, self.half, -1) for t in p), lead)
+        return self.project(tuple(t.reshape(self.n_theta, self.half, -1) for t in p), lead, reuse)
 
     def power(self, x: torch.Tensor, nu: int) -> torch.Tensor:
         """``analysis(synthesis(x) ** nu)`` by repeated multiplication (``nu >= 1``)."""
