@@ -56,14 +56,12 @@ _SAMPLE_CHUNK_ELEMENTS = 1 << 19
 # 0.2M, 0.4M, 0.8M, 1.5M samples a chunk: L = 8: 2.4 1.9 1.8 1.7 / 9.8 8.6 7.9 8.9;
 # L = 12: 5.7 4.5 4.3 4.6 / 20 18 19 21; L = 16: 12 10 9.6 10 / 41 34 31 39.
 _GRID_CHUNK_ELEMENTS = 800_000
-_GRID_POWER_CHUNK_ELEMENTS = 800_000
 
 
-def _rows_per_chunk(method: str, plan, power: bool = False) -> int:
-    """Batch rows per chunk for ``plan``; ``power``: the repeated products of `gaunt_power`."""
+def _rows_per_chunk(method: str, plan) -> int:
+    """Batch rows per chunk for ``plan``."""
     if method == "grid":
-        budget = _GRID_POWER_CHUNK_ELEMENTS if power else _GRID_CHUNK_ELEMENTS
-        budget = budget * 32 // torch.finfo(plan.dtype).bits
+        budget = _GRID_CHUNK_ELEMENTS * 32 // torch.finfo(plan.dtype).bits
     else:
         budget = _SAMPLE_CHUNK_ELEMENTS
     return max(1, budget // (plan.n_theta * plan.n_phi))
@@ -318,6 +316,6 @@ def gaunt_power(x: torch.Tensor, nu: int, lmax_out: int, method: str = "auto") -
         out = out[..., : (lmax + 1) ** 2]
     else:
         plan = get_plan(method, nu * L, lmax, L, x.dtype, x.device)
-        rows = _rows_per_chunk(method, plan, power=True)
+        rows = _rows_per_chunk(method, plan)
         out = _chunked(_power_of(plan, nu), (x,), x.shape[:-1], rows)
     return _pad_degrees(out, lmax_out)

@@ -135,7 +135,7 @@ class GauntManyBody(torch.nn.Module):
         # next to last is labelled 1 so that it is never split)
         lead = tuple(y.shape[1:-1]) + (1,)
         per_row = lambda t: running_products(t.movedim(-2, 0)).movedim(0, -2)  # noqa: E731
-        rows = max(1, _rows_per_chunk(method, plan, power=True) // nu)
+        rows = max(1, _rows_per_chunk(method, plan) // nu)
         out = _chunked(per_row, (y.movedim(0, -2),), lead, rows)
         return out.movedim(-2, 0)
 

@@ -139,7 +139,6 @@ def test_batch_chunking_is_invisible(method, monkeypatch):
     import equinet.tp.gaunt as module
     monkeypatch.setattr(module, "_SAMPLE_CHUNK_ELEMENTS", 300)
     monkeypatch.setattr(module, "_GRID_CHUNK_ELEMENTS", 300)
-    monkeypatch.setattr(module, "_GRID_POWER_CHUNK_ELEMENTS", 300)
     for shape1, shape2 in [((7,), (7,)), ((5, 3), (5, 1)), ((1, 6), (4, 6)), ((2, 3, 4), (3, 1))]:
         x1 = torch.randn(shape1 + (9,), dtype=torch.float64)
         x2 = torch.randn(shape2 + (16,), dtype=torch.float64)
