@@ -38,7 +38,8 @@ from typing import Tuple
 import torch
 
 from ..o3.gaunt import gaunt
-from .gaunt_fourier import _lmax_of, get_plan
+from .gaunt_fourier import TorusPlan, _lmax_of
+from .gaunt_grid import SphereGridPlan
 
 __all__ = ["gaunt_product", "gaunt_power", "auto_method", "GAUNT_METHODS"]
 
@@ -56,6 +57,19 @@ _SAMPLE_CHUNK_ELEMENTS = 1 << 19
 # 0.2M, 0.4M, 0.8M, 1.5M samples a chunk: L = 8: 2.4 1.9 1.8 1.7 / 9.8 8.6 7.9 8.9;
 # L = 12: 5.7 4.5 4.3 4.6 / 20 18 19 21; L = 16: 12 10 9.6 10 / 41 34 31 39.
 _GRID_CHUNK_ELEMENTS = 800_000
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(kind: str, degree: int, lmax_out: int, factor_lmax: int, dtype: torch.dtype,
+          device: torch.device):
+    cls = {"grid": SphereGridPlan, "fft": TorusPlan}[kind]
+    return cls(degree, lmax_out, factor_lmax, dtype, device)
+
+
+def get_plan(kind: str, degree: int, lmax_out: int, factor_lmax: int, dtype: torch.dtype, device):
+    """Cached `equinet.tp.gaunt_grid.SphereGridPlan` (``"grid"``) or
+    `equinet.tp.gaunt_fourier.TorusPlan` (``"fft"``) for these sizes."""
+    return _plan(kind, degree, lmax_out, factor_lmax, dtype, torch.device(device))
 
 
 def _rows_per_chunk(method: str, plan) -> int:

@@ -50,7 +50,7 @@ import torch
 
 from ..o3._exact import factorial, sqrt_sum_to_float
 
-__all__ = ["legendre_fourier", "TorusPlan", "fft_size", "get_plan"]
+__all__ = ["legendre_fourier", "TorusPlan", "fft_size"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -301,17 +301,3 @@ class TorusPlan:
         c = torch.matmul(Z, self._projection)  # [k, B, (s, l)]
         c = c.transpose(0, 1).reshape(-1, 2 * lo * lo).index_select(1, self._inverse)
         return c.reshape(lead + (lo * lo,))
-
-
-@functools.lru_cache(maxsize=64)
-def _plan(kind: str, degree: int, lmax_out: int, factor_lmax: int, dtype: torch.dtype,
-          device: torch.device):
-    from .gaunt_grid import SphereGridPlan  # it builds on this module's tables
-
-    cls = {"grid": SphereGridPlan, "fft": TorusPlan}[kind]
-    return cls(degree, lmax_out, factor_lmax, dtype, device)
-
-
-def get_plan(kind: str, degree: int, lmax_out: int, factor_lmax: int, dtype: torch.dtype, device):
-    """Cached `equinet.tp.gaunt_grid.SphereGridPlan` (``"grid"``) or `TorusPlan` (``"fft"``)."""
-    return _plan(kind, degree, lmax_out, factor_lmax, dtype, torch.device(device))

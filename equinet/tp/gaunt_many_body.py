@@ -3,8 +3,8 @@ import math
 
 import torch
 
-from .gaunt import _check_method, _chunked, _rows_per_chunk, auto_method, gaunt_product
-from .gaunt_fourier import get_plan
+from .gaunt import (_check_method, _chunked, _rows_per_chunk, auto_method, gaunt_product,
+                    get_plan)
 from .gaunt_layout import SphericalChannels, power_variance
 
 __all__ = ["GauntManyBody"]

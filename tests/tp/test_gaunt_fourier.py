@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from equinet.tp.gaunt_fourier import TorusPlan, fft_size, get_plan, legendre_fourier
+from equinet.tp.gaunt import get_plan
+from equinet.tp.gaunt_fourier import TorusPlan, fft_size, legendre_fourier
 
 e3nn_o3 = pytest.importorskip("e3nn.o3")
 
