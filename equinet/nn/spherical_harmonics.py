@@ -24,9 +24,10 @@ class SphericalHarmonics(torch.nn.Module):
         is one degree :math:`l` (not a maximum), a list of ints lists degrees.
     normalize : bool
         Evaluate on the direction :math:`x / |x|`.
-    normalization : {"component", "norm", "integral"}
-        ``"component"`` by default (NequIP's choice; e3nn's module defaults to
-        ``"integral"``, so pass it explicitly when porting e3nn models).
+    normalization : {"integral", "component", "norm"}
+        ``"integral"`` by default, as e3nn's module (unit integral of
+        :math:`Y^2` over the sphere); ``"component"`` (unit mean square per
+        component, NequIP's choice) must be asked for.
     irreps_in : Irreps or str, optional
         ``"1o"`` (default) or ``"1e"``; irreps_out with an even odd-degree block
         imply ``"1e"``.
@@ -40,12 +41,15 @@ class SphericalHarmonics(torch.nn.Module):
     --------
     >>> sh = SphericalHarmonics("0e + 1o + 2e", normalize=True)
     >>> sh(torch.tensor([[0.0, 0.0, 2.0]]))[0, :4]
-    tensor([1.0000, 0.0000, 0.0000, 1.7321])
+    tensor([0.2821, 0.0000, 0.0000, 0.4886])
+    >>> sh = SphericalHarmonics("0e + 1o", normalize=True, normalization="component")
+    >>> sh(torch.tensor([[0.0, 0.0, 2.0]]))
+    tensor([[1.0000, 0.0000, 0.0000, 1.7321]])
     >>> SphericalHarmonics([0, 1], normalize=False, irreps_in="1e").irreps_out
     1x0e+1x1e
     """
 
-    def __init__(self, irreps_out, normalize: bool, normalization: str = "component",
+    def __init__(self, irreps_out, normalize: bool, normalization: str = "integral",
                  irreps_in=None) -> None:
         super().__init__()
         if isinstance(irreps_out, str):

@@ -36,3 +36,11 @@ def test_bad_input():
         SphericalHarmonics("1o", True, normalization="unit")
     with pytest.raises(ValueError, match=r"\[\.\.\., 3\]"):
         SphericalHarmonics("1o", True)(torch.randn(4, 2))
+
+
+def test_default_normalization_is_e3nns(float64_default):
+    ours = SphericalHarmonics("0e + 1o + 2e", True)
+    ref = e3nn_o3.SphericalHarmonics("0e + 1o + 2e", True)
+    assert ours.normalization == ref.normalization == "integral"
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(ours(x), ref(x), atol=1e-12, rtol=0)
