@@ -5,7 +5,12 @@ synchronisation, and all of them stall whenever another process holds a core.
 So on CPU the backend runs whole chunks in parallel instead, on a pool of
 threads in which torch runs single-threaded, as many as torch's intra-op
 threads (``torch.get_num_threads()``).
+
+A forked child inherits the pools but not their threads (``fork`` copies only the calling
+thread): a task submitted there would wait forever. So the child forgets the pools (and the
+lock, which another thread may have held at the fork) and makes fresh ones on first use.
 """
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +20,17 @@ __all__ = ["chunk_workers", "worker_pool"]
 
 _POOLS = {}
 _LOCK = threading.Lock()
+
+
+def _forget_pools_after_fork():
+    """In a forked child: drop the parent's pools, whose threads do not exist here."""
+    global _POOLS, _LOCK
+    _POOLS = {}  # not shut down: that would wait for the parent's (absent) threads
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows cannot fork
+    os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
 def chunk_workers(like: torch.Tensor, n_chunks: int) -> int:

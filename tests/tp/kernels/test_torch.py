@@ -176,3 +176,47 @@ def test_large_segments_run_in_sub_chunks(tp_check, monkeypatch, shared):
                         lambda seg, rows, device: seen.append(real(seg, rows, device)) or seen[-1])
     tp_check.compare(BACKEND, desc, shared, torch.float64, batch=7, chunk=7)
     assert 2 in seen and 7 in seen
+
+
+def _product_in_child(desc, queue):
+    # runs in a forked child: the same chunked product, on two chunk threads
+    x1, x2, w = _fork_inputs(desc)
+    out = torch_backend.tensor_product(desc, x1, x2, w, chunk=2)
+    queue.put(float(out.sum()))
+
+
+def _fork_inputs(desc):
+    gen = torch.Generator().manual_seed(0)
+    x1 = torch.randn(9, desc.dim_in1, generator=gen, dtype=torch.float64)
+    x2 = torch.randn(9, desc.dim_in2, generator=gen, dtype=torch.float64)
+    w = torch.randn(desc.weight_numel, generator=gen, dtype=torch.float64)
+    return x1, x2, w
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python >= 3.12 warns
+def test_forked_child_gets_fresh_chunk_threads(tp_check):
+    # A child forked after the parent used the chunk threads inherits the pool without its
+    # threads; it must make new ones, not wait forever on the parent's (absent) threads.
+    import multiprocessing
+
+    desc = tp_check.descriptor("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o",
+                               [(0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True),
+                                (1, 0, 1, "uvu", True)])
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        x1, x2, w = _fork_inputs(desc)
+        expected = float(torch_backend.tensor_product(desc, x1, x2, w, chunk=2).sum())
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_product_in_child, args=(desc, queue))
+        child.start()
+        child.join(timeout=60)
+        if child.is_alive():  # the bug: the child blocks forever; never hang the suite
+            child.kill()
+            child.join()
+            pytest.fail("the forked child hung in the chunked product")
+        assert child.exitcode == 0
+        assert queue.get(timeout=10) == pytest.approx(expected, rel=1e-12)
+    finally:
+        torch.set_num_threads(previous)
