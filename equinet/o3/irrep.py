@@ -10,6 +10,7 @@ The conventions are e3nn's, so that irreps strings and the data laid out by them
 move between the two libraries unchanged.
 """
 import itertools
+import operator
 import re
 from typing import TYPE_CHECKING, Iterator, Union
 
@@ -20,7 +21,40 @@ if TYPE_CHECKING:
 
 __all__ = ["Irrep"]
 
-_IRREP_RE = re.compile(r"^(\d+)([eoy])$")
+# a space may separate the degree from the parity letter, as e3nn allows ("1 e")
+_IRREP_RE = re.compile(r"^(\d+)\s*([eoy])$")
+
+
+def as_int(value):
+    """``value`` as a Python int when it is an integer of any kind, else ``None``.
+
+    Python, numpy and 0-d torch integers count (configs read with numpy or
+    computed with torch hold such integers); booleans, floats (even 2.0) and
+    tensors of more than zero dimensions do not, as their meaning as a count
+    or an index would be a guess.
+
+    >>> import numpy as np
+    >>> as_int(np.int64(3)), as_int(torch.tensor(2)), as_int(2.0), as_int(True)
+    (3, 2, None, None)
+    """
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor)
+                                   and (value.dim() != 0 or value.dtype == torch.bool)):
+        return None
+    try:
+        return operator.index(value)  # numpy booleans and floats raise here
+    except TypeError:
+        return None
+
+
+def _as_pair(value):
+    """The two items of a 2-tuple or 2-list (e3nn's Irrep, a tuple, forbids ``len``), else None."""
+    if isinstance(value, tuple):
+        items = tuple(tuple.__iter__(value))
+    elif isinstance(value, list):
+        items = tuple(value)
+    else:
+        return None
+    return items if len(items) == 2 else None
 
 
 class Irrep(tuple):
@@ -29,14 +63,17 @@ class Irrep(tuple):
     Parameters
     ----------
     l : int, str, Irrep or tuple
-        The degree, or a string such as ``"1o"``, or an ``(l, p)`` pair.
+        The degree, or a string such as ``"1o"`` (or ``"1 o"``), or an
+        ``(l, p)`` pair (a tuple, a list as JSON gives it, or an e3nn Irrep).
+        Numpy and 0-d torch integers are accepted wherever an int is and
+        stored as Python ints.
     p : int, optional
         The parity, ``1`` (even) or ``-1`` (odd), when ``l`` is an int.
 
     Examples
     --------
-    >>> Irrep("1o"), Irrep(2, 1), Irrep("3y")
-    (1o, 2e, 3o)
+    >>> Irrep("1o"), Irrep(2, 1), Irrep("3y"), Irrep([1, -1])
+    (1o, 2e, 3o, 1o)
     >>> Irrep("1o").dim
     3
     >>> list(Irrep("1o") * Irrep("1o"))
@@ -56,15 +93,18 @@ class Irrep(tuple):
                     )
                 l, letter = int(m.group(1)), m.group(2)
                 p = {"e": 1, "o": -1, "y": (-1) ** l}[letter]
-            elif isinstance(l, tuple) and len(l) == 2:
-                l, p = l
+            elif _as_pair(l) is not None:
+                l, p = _as_pair(l)
             else:
                 raise ValueError(f"cannot interpret {l!r} as an irrep")
-        if isinstance(l, bool) or not isinstance(l, int) or l < 0:
+        degree = as_int(l)
+        if degree is None or degree < 0:
             raise ValueError(f"invalid irrep degree l={l!r}: must be an integer >= 0")
-        if p not in (1, -1):
+        # a float parity of exactly +-1 is unambiguous (e3nn accepts it too); a boolean is not
+        if isinstance(p, bool) or as_int(p) not in (1, -1) and not (
+                isinstance(p, float) and p in (1.0, -1.0)):
             raise ValueError(f"invalid irrep parity p={p!r}: must be 1 (even) or -1 (odd)")
-        return super().__new__(cls, (l, p))
+        return super().__new__(cls, (degree, int(p)))
 
     @property
     def l(self) -> int:  # noqa: E743

@@ -13,7 +13,7 @@ from typing import List
 
 import torch
 
-from .irrep import Irrep, _angles_and_parity
+from .irrep import Irrep, _angles_and_parity, _as_pair, as_int
 
 # Irrep was defined here before it got its own module; it stays importable from here
 __all__ = ["Irrep", "MulIr", "Irreps"]
@@ -30,9 +30,10 @@ class MulIr(tuple):
     def __new__(cls, mul: int, ir=None):
         if ir is None:
             mul, ir = mul
-        if isinstance(mul, bool) or not isinstance(mul, int) or mul < 0:
+        count = as_int(mul)  # numpy and torch integers too, stored as int
+        if count is None or count < 0:
             raise ValueError(f"invalid multiplicity {mul!r}: must be an integer >= 0")
-        return super().__new__(cls, (mul, Irrep(ir)))
+        return super().__new__(cls, (count, Irrep(ir)))
 
     @property
     def mul(self) -> int:
@@ -84,8 +85,11 @@ class Irreps(tuple):
     Parameters
     ----------
     irreps : str, Irrep, Irreps or list
-        ``"16x0e + 8x1o"``, an :class:`Irrep`, or a list of ``(mul, ir)`` pairs,
-        irreps, or strings.
+        ``"16x0e + 8x1o"`` (spaces allowed around ``x`` and before the parity
+        letter, as e3nn allows), an :class:`Irrep`, or a list of ``(mul, ir)``
+        pairs, irreps, or strings. Pairs may be lists, as a JSON config holds
+        them (``[[16, [0, 1]], [8, [1, -1]]]``), and integers may be numpy or
+        torch integers; e3nn's Irreps and Irrep objects convert as well.
 
     Examples
     --------
@@ -96,6 +100,8 @@ class Irreps(tuple):
     [slice(0, 16, None), slice(16, 40, None), slice(40, 60, None)]
     >>> Irreps("1o + 0e + 1o").sort().irreps.simplify()
     1x0e+2x1o
+    >>> Irreps([[2, [0, 1]], [1, [1, -1]]]) == Irreps("2x0e + 1o") == Irreps(" 2x0e + 1x 1o")
+    True
     """
 
     def __new__(cls, irreps=None):
@@ -124,13 +130,13 @@ class Irreps(tuple):
             if len(parsed) != 1:
                 raise ValueError(f"{item!r} is not a single 'mul x irrep' term")
             return parsed[0]
-        if isinstance(item, tuple) and len(item) == 2:
-            first, second = item
-            if isinstance(first, int) and not isinstance(first, bool):
-                if isinstance(second, (Irrep, str, tuple)):
-                    return MulIr(first, Irrep(second))
-                if isinstance(second, int):  # an (l, p) pair
-                    return MulIr(1, Irrep(first, second))
+        pair = _as_pair(item)  # a tuple, a list (JSON), or e3nn's (mul, ir) / Irrep
+        if pair is not None:
+            first, second = pair
+            if isinstance(second, (str, tuple, list)):  # (mul, ir): MulIr checks mul
+                return MulIr(first, Irrep(second))
+            if as_int(first) is not None and as_int(second) is not None:  # an (l, p) pair
+                return MulIr(1, Irrep(first, second))
         raise ValueError(f"cannot interpret {item!r} as a 'mul x irrep' term")
 
     @staticmethod
