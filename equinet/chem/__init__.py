@@ -1,10 +1,22 @@
 """The bridge between quantum chemistry and irreps.
 
+PySCF bases as irreps with exact maps to and from PySCF's AO order
+(:mod:`equinet.chem.basis_layout`), ASE conversions (:mod:`equinet.chem.ase_io`),
 PySCF labels (:mod:`equinet.chem.labels`), densities on grids and the percent
 density error (:mod:`equinet.chem.density`). PySCF is an optional extra
 (``pip install equinet[chem]``), imported only when a function needs it.
 """
 from .labels import LevelOfTheory, SCFNotConverged, build_mole, compute_labels, run_scf
+
+from .density import (
+    aux_integrals,
+    becke_grid,
+    density_error,
+    eval_density,
+    fit_density,
+    percent_density_error,
+    uniform_grid,
+)
 
 __all__ = [
     "LevelOfTheory",
@@ -12,4 +24,17 @@ __all__ = [
     "build_mole",
     "compute_labels",
     "run_scf",
+    "aux_integrals",
+    "becke_grid",
+    "density_error",
+    "eval_density",
+    "fit_density",
+    "percent_density_error",
+    "uniform_grid",
 ]
+
+from .basis_layout import BasisLayout, pyscf_to_equinet_matrix, transform_matrix  # noqa: E402
+from .ase_io import atoms_to_arrays, atoms_to_mole, mole_to_atoms  # noqa: E402
+
+__all__ += ["BasisLayout", "pyscf_to_equinet_matrix", "transform_matrix"]
+__all__ += ["atoms_to_arrays", "atoms_to_mole", "mole_to_atoms"]
