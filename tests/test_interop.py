@@ -128,3 +128,23 @@ def test_importing_equinet_does_not_import_e3nn():
     code = ("import sys, equinet, equinet.interop, equinet.tp; "
             "assert 'e3nn' not in sys.modules, 'e3nn imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_instruction_indices_of_any_integer_type(kind, float64_default):
+    """e3nn accepts numpy / torch integers as instruction indices (e.g. from np.argsort)."""
+    np = pytest.importorskip("numpy")
+    as_int = np.int64 if kind == "numpy" else torch.tensor
+    instructions = [(as_int(0), as_int(0), as_int(0), "uvw", True),
+                    (as_int(1), as_int(0), as_int(1), "uvu", True)]
+    args = ("2x0e + 1o", "0e", "0e + 1o", instructions)
+    theirs, ours = e3nn_o3.TensorProduct(*args), tp.TensorProduct(*args)
+    indices = [(ins.i_in1, ins.i_in2, ins.i_out) for ins in ours.instructions]
+    assert indices == [(0, 0, 0), (1, 0, 1)]
+    assert all(type(i) is int for ins in ours.instructions for i in ins[:3])
+    x, y = torch.randn(3, 5), torch.randn(3, 1)
+    with torch.no_grad():
+        ours.weight.copy_(theirs.weight)
+    torch.testing.assert_close(ours(x, y), theirs(x, y), atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="i_in1=1.0 is out of range"):
+        tp.TensorProduct("2x0e + 1o", "0e", "0e", [(1.0, 0, 0, "uvw", True)])

@@ -24,6 +24,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import torch
 
 from ..o3 import Irreps, wigner_3j
+from ..o3.irrep import as_int
 
 __all__ = ["MODES", "Instruction", "Path", "TensorProductDescriptor", "build_descriptor",
            "path_shape"]
@@ -167,11 +168,15 @@ def _check_instruction(k: int, ins: Sequence, irreps_in1: Irreps, irreps_in2: Ir
                          "has_weight[, path_weight])")
     i1, i2, io, mode, has_weight = ins[:5]
     path_weight = float(ins[5]) if len(ins) == 6 else 1.0
+    indices = []
     for name, i, irreps in (("i_in1", i1, irreps_in1), ("i_in2", i2, irreps_in2),
                             ("i_out", io, irreps_out)):
-        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(irreps):
+        index = as_int(i)  # numpy/torch integers (e.g. from np.argsort) count as ints
+        if index is None or not 0 <= index < len(irreps):
             raise ValueError(f"instruction {k} {tuple(ins)!r}: {name}={i!r} is out of range for "
                              f"irreps {irreps} ({len(irreps)} entries)")
+        indices.append(index)
+    i1, i2, io = indices
     if mode not in MODES:
         raise ValueError(f"instruction {k} {tuple(ins)!r}: unknown connection mode {mode!r}; "
                          f"expected one of {sorted(MODES)}")
