@@ -22,6 +22,9 @@ __all__ = ["radius_graph"]
 # drop an edge; the final test |edge_vec| < r_max is on the vector users recompute.
 _BIN_MARGIN = 1e-3
 _FRAC_TOL = 1e-4
+# Periodic images (atoms times images per atom) beyond which the cutoff is reported as too large
+# for the cell rather than attempted.
+_MAX_IMAGES = 2.0 ** 40
 
 
 def radius_graph(
@@ -155,6 +158,40 @@ def radius_graph(
     return src, dst, shift
 
 
+def _coordinate_limit(dtype: torch.dtype) -> float:
+    """Largest coordinate magnitude (and cutoff) whose squared distances stay finite in ``dtype``.
+
+    A difference of two coordinates is at most twice their magnitude, and a squared distance
+    sums three squared differences (the bin search adds a little margin).
+    """
+    return (torch.finfo(dtype).max / 16) ** 0.5
+
+
+def _check_coordinates(pos: torch.Tensor, limit: float) -> None:
+    """Raise unless ``pos`` is finite and small enough that squared distances cannot overflow.
+
+    Under ``torch.compile`` / ``torch.export`` the values are unknown while tracing: the test
+    becomes a runtime assertion in the graph (``torch._assert_async``).
+    """
+    if torch.compiler.is_compiling():
+        torch._assert_async(torch.isfinite(pos).all(), "pos contains NaN or infinite values")
+        torch._assert_async((pos.abs() <= limit).all(), "pos holds coordinates too large "
+                            "for its dtype: squared distances overflow")
+        return
+    if pos.numel() == 0:
+        return
+    if not bool(torch.isfinite(pos).all()):
+        bad = (~torch.isfinite(pos)).any(dim=1).nonzero()[:, 0]
+        raise ValueError(f"pos contains NaN or infinite values (point {int(bad[0])} is "
+                         f"{pos[bad[0]].tolist()}; {bad.numel()} such points)")
+    largest = float(pos.abs().max())
+    if largest > limit:
+        raise ValueError(f"pos holds coordinates of magnitude up to {largest:.3g}, too large "
+                         f"for {pos.dtype}: squared distances between points would overflow "
+                         f"(|coordinates| must stay below {limit:.3g}); change the length "
+                         "unit or the origin")
+
+
 class _Images:
     """Source points: ``pos`` of each image, its ``atom``, its ``shift`` and the atoms' ``wrap``."""
 
@@ -175,8 +212,14 @@ def _check_points(pos, r_max, batch):
         raise TypeError(f"r_max must be a number, got {r_max!r}") from None
     if not r > 0 or r == float("inf"):
         raise ValueError(f"r_max must be a finite positive number, got {r_max!r}")
-    if pos.numel() and not bool(torch.isfinite(pos).all()):
-        raise ValueError("pos contains NaN or infinite values")
+    limit = _coordinate_limit(pos.dtype)
+    if r > limit:
+        # squared distances are compared with r_max ** 2, which would be inf
+        raise ValueError(f"r_max = {r_max!r} is too large for {pos.dtype}: its square overflows "
+                         f"(cutoffs up to {limit:.3g} are supported in {pos.dtype}); use a "
+                         "smaller cutoff" + (", float64" if pos.dtype != torch.float64 else "")
+                         + " or another length unit")
+    _check_coordinates(pos, limit)
     n = pos.shape[0]
     if batch is None:
         return pos, r, torch.zeros(n, dtype=torch.long, device=pos.device), int(n > 0)
@@ -263,7 +306,16 @@ def _periodic_images(pos, graph, r, lattice, periodic) -> _Images:
     basis = _fractional_basis(lattice, periodic)
     inverse = torch.linalg.inv(basis)  # pos = frac @ basis  <=>  frac = pos @ inverse
     # Distance to the planes frac_k = const is |frac_k| / |column k of inverse|.
-    reach = (r * (1 + _BIN_MARGIN) * torch.linalg.vector_norm(inverse, dim=1)).to(pos.dtype)
+    reach = r * (1 + _BIN_MARGIN) * torch.linalg.vector_norm(inverse, dim=1)
+    # Images per atom: a cutoff of many cell widths needs (2 reach + 2)^3 of them; beyond an
+    # index range (or memory) it is an error to report, not a silently overflowed shift count.
+    images = torch.where(periodic, 2 * reach + 2, torch.ones_like(reach)).prod(dim=1)
+    if not bool((images * pos.shape[0] < _MAX_IMAGES).all()):
+        g = int(torch.argmax(images))
+        raise ValueError(f"r_max = {r:.6g} spans {float(reach[g].max()):.3g} cell widths of "
+                         f"graph {g}: about {float(images[g]):.3g} periodic images per atom, too "
+                         "many to list; use a smaller cutoff or a larger cell")
+    reach = reach.to(pos.dtype)
     inverse = inverse.to(pos.dtype)
 
     pbc = periodic[graph]

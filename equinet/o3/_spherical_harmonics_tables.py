@@ -154,8 +154,8 @@ def _gradient_blocks(lmax, c2, s2) -> List[torch.Tensor]:
 def _tables_as(lmax: int, dtype: torch.dtype, device: torch.device):
     t = recurrence_tables(lmax)
     if dtype != torch.float64:
-        finite = torch.finfo(dtype).max
-        if float(t.scale.max()) > finite / 16:
+        # the float max of the scales is computed once with the tables, never from tensor values
+        if _scale_max(lmax) > torch.finfo(dtype).max / 16:
             raise ValueError(f"spherical harmonics of degree {lmax} overflow {dtype}; use float64")
     return RecurrenceTables(
         lmax,
@@ -166,6 +166,17 @@ def _tables_as(lmax: int, dtype: torch.dtype, device: torch.device):
     )
 
 
+@functools.lru_cache(maxsize=None)
+def _scale_max(lmax: int) -> float:
+    """The largest scale :math:`s_{lm}` up to ``lmax``, as a Python float."""
+    return float(recurrence_tables(lmax).scale.max())
+
+
+@torch.compiler.assume_constant_result
 def tables(lmax: int, dtype: torch.dtype, device: torch.device) -> RecurrenceTables:
-    """:func:`recurrence_tables` cast to ``dtype`` on ``device`` (cached)."""
+    """:func:`recurrence_tables` cast to ``dtype`` on ``device`` (cached).
+
+    A constant to ``torch.compile``: looked up when tracing, not traced into (so that
+    neither the cache nor the exact rational arithmetic behind it enters the graph).
+    """
     return _tables_as(lmax, dtype, torch.device(device))

@@ -20,7 +20,36 @@ from .kernels import resolve_backend
 from .kernels.convolution import chunked_convolution, reference_convolution
 from .tensor_product import TensorProduct
 
-__all__ = ["TensorProductConv"]
+__all__ = ["TensorProductConv", "check_index_range"]
+
+
+def check_index_range(index: torch.Tensor, bound, name: str) -> None:
+    """Raise unless every entry of the integer tensor ``index`` lies in ``[0, bound)``.
+
+    In eager mode the error names the offending range. Under ``torch.compile`` and
+    ``torch.export`` a value check cannot run while tracing (the values are not known), so it
+    becomes a runtime assertion inside the graph (``torch._assert_async``), which compiled and
+    AOTInductor-packaged code evaluate on every call.
+    """
+    if torch.compiler.is_compiling():
+        torch._assert_async(((index >= 0) & (index < bound)).all(),
+                            f"{name} holds indices outside [0, number of nodes)")
+        return
+    if index.numel() == 0:
+        return
+    low, high = int(index.min()), int(index.max())
+    if low < 0 or high >= bound:
+        raise ValueError(f"{name} holds node indices in [{low}, {high}] but must lie "
+                         f"in [0, {bound - 1}] ({bound} nodes)")
+
+
+def _connected_zero(*tensors: torch.Tensor) -> torch.Tensor:
+    """A scalar 0 that depends on every tensor (a sum over none of its entries: never NaN)."""
+    zero = tensors[0].new_zeros(())
+    for t in tensors:
+        if t.is_floating_point():
+            zero = zero + t.reshape(-1)[:0].sum()
+    return zero
 
 
 class TensorProductConv(TensorProduct):
@@ -122,13 +151,9 @@ class TensorProductConv(TensorProduct):
         if len({t.device for t in tensors}) != 1:
             raise ValueError("x, edge_attr, edge_weight, edge_src and edge_dst must be on one "
                              "device")
-        if edges:
-            for name, index, bound in (("edge_src", edge_src, x.shape[0]),
-                                       ("edge_dst", edge_dst, num_nodes)):
-                low, high = int(index.min()), int(index.max())
-                if low < 0 or high >= bound:
-                    raise ValueError(f"{name} holds node indices in [{low}, {high}] but must lie "
-                                     f"in [0, {bound - 1}] ({bound} nodes)")
+        for name, index, bound in (("edge_src", edge_src, x.shape[0]),
+                                   ("edge_dst", edge_dst, num_nodes)):
+            check_index_range(index, bound, name)
 
     def forward(self, x: torch.Tensor, edge_attr: torch.Tensor,
                 edge_weight: Optional[torch.Tensor], edge_src: torch.Tensor,
@@ -157,18 +182,28 @@ class TensorProductConv(TensorProduct):
         """
         if num_nodes is None:
             num_nodes = x.shape[0]
-        if isinstance(num_nodes, bool) or int(num_nodes) < 0:
+        if isinstance(num_nodes, bool) or num_nodes < 0:
             raise ValueError(f"num_nodes must be a non-negative integer, got {num_nodes!r}")
-        num_nodes = int(num_nodes)
+        if not isinstance(num_nodes, torch.SymInt):  # a symbolic size stays symbolic
+            num_nodes = int(num_nodes)
         weight = self._get_weight(edge_weight, x)
         self._check_edges(x, edge_attr, weight, edge_src, edge_dst, num_nodes)
         desc = self.descriptor
-        if not desc.paths or edge_src.shape[0] == 0:
-            return x.new_zeros(num_nodes, desc.dim_out)
+        if not desc.paths:
+            # nothing couples the inputs to the output; the zeros still hang on the graph (with
+            # zero gradients), so that autograd.grad of a sum over them does not fail
+            return x.new_zeros(num_nodes, desc.dim_out) + _connected_zero(x, edge_attr, weight)
         name = resolve_backend(self.backend, desc, x.device)
-        if name == "reference":
+        if name == "reference" or (not torch.compiler.is_compiling() and edge_src.shape[0] == 0):
+            # without edges the definition (gather, product, index_add) costs nothing and keeps
+            # the zero output connected to x, edge_attr and the weights: forces and weight
+            # gradients of isolated atoms are zeros, not "tensor not used in the graph" errors
             return reference_convolution(desc, x, edge_attr, weight, edge_src, edge_dst,
                                          num_nodes)
+        if name == "torch" and torch.compiler.is_compiling():
+            # one chunk: the chunk size test would put a bound on the symbolic number of edges
+            return reference_convolution(desc, x, edge_attr, weight, edge_src, edge_dst,
+                                         num_nodes, backend="torch")
         if name == "triton":
             from .kernels import triton as triton_kernels
             return triton_kernels.convolution(desc, x, edge_attr, weight, edge_src, edge_dst,
