@@ -36,7 +36,8 @@ class Batch:
     node_fields : dict of str to torch.Tensor
         Extra per-node tensors, each ``[N, ...]``.
     graph_fields : dict of str to torch.Tensor
-        Extra per-graph tensors, each ``[B, ...]`` (e.g. ``cell`` ``[B, 3, 3]``).
+        Extra per-graph tensors, each ``[B, ...]`` (e.g. ``cell`` ``[B, 3, 3]``), or
+        lists of ``B`` tensors for the ``list_keys`` of :func:`collate`.
 
     Extra fields are also reachable as attributes and items: ``b.energy``, ``b["energy"]``.
 
@@ -54,7 +55,7 @@ class Batch:
     ptr: torch.Tensor
     num_graphs: int
     node_fields: Dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
-    graph_fields: Dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    graph_fields: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         # Called only when normal lookup fails: fall back to the extra fields.
@@ -87,6 +88,8 @@ class Batch:
             raise TypeError(f"dtype must be a floating point dtype, got {dtype}")
 
         def move(t):
+            if isinstance(t, list):
+                return [move(x) for x in t]
             if not isinstance(t, torch.Tensor):
                 return t
             if dtype is not None and t.is_floating_point():
@@ -112,7 +115,7 @@ def _as_tensor(value, key: str, index: int) -> torch.Tensor:
 
 
 def collate(graphs: Iterable[Mapping[str, Any]], node_keys: Sequence[str] = (),
-            graph_keys: Sequence[str] = ()) -> Batch:
+            graph_keys: Sequence[str] = (), list_keys: Sequence[str] = ()) -> Batch:
     r"""Concatenate graphs given as dicts into one :class:`Batch`.
 
     Each dict needs ``"pos"`` ``[n_g, 3]``; ``"species"`` ``[n_g]`` is optional (but
@@ -127,6 +130,9 @@ def collate(graphs: Iterable[Mapping[str, Any]], node_keys: Sequence[str] = (),
         The graphs, all with the same keys.
     node_keys, graph_keys : sequence of str
         Extra per-node and per-graph keys.
+    list_keys : sequence of str
+        Per-graph keys whose shapes differ between graphs (e.g. AO matrices of
+        molecules of different sizes): kept as a list of tensors, one per graph.
 
     Returns
     -------
@@ -148,6 +154,12 @@ def collate(graphs: Iterable[Mapping[str, Any]], node_keys: Sequence[str] = (),
     both = set(node_keys) & graph_set | set(graph_keys) & node_set
     if both:
         raise ValueError(f"keys {sorted(both)} are declared both per-node and per-graph")
+    both = set(list_keys) & (set(node_keys) | set(graph_keys))
+    if both:
+        raise ValueError(f"keys {sorted(both)} are declared both in list_keys and in "
+                         "node_keys or graph_keys")
+    list_set = set(list_keys)
+    node_set, graph_set = node_set - list_set, graph_set - list_set
     for i, g in enumerate(graphs):
         if not isinstance(g, Mapping):
             raise TypeError(f"graph {i} must be a dict (Mapping), got {type(g).__name__}")
@@ -157,10 +169,10 @@ def collate(graphs: Iterable[Mapping[str, Any]], node_keys: Sequence[str] = (),
             raise ValueError(f"graph {i} has keys {sorted(g)}, graph 0 has {sorted(keys)}")
     if "pos" not in keys:
         raise ValueError("every graph needs a 'pos' entry")
-    unknown = keys - node_set - graph_set
+    unknown = keys - node_set - graph_set - list_set
     if unknown:
         raise ValueError(f"keys {sorted(unknown)} are neither per-node nor per-graph: pass "
-                         "them in node_keys=... or graph_keys=...")
+                         "them in node_keys=..., graph_keys=... or list_keys=...")
 
     sizes = []
     for i, g in enumerate(graphs):
@@ -170,10 +182,12 @@ def collate(graphs: Iterable[Mapping[str, Any]], node_keys: Sequence[str] = (),
         sizes.append(pos.shape[0])
 
     node: Dict[str, torch.Tensor] = {}
-    graph: Dict[str, torch.Tensor] = {}
+    graph: Dict[str, Any] = {}
     for key in sorted(keys):
         values = [_as_tensor(g[key], key, i) for i, g in enumerate(graphs)]
-        if key in node_set:
+        if key in list_set:
+            graph[key] = values
+        elif key in node_set:
             for i, (v, n) in enumerate(zip(values, sizes)):
                 if v.dim() == 0 or v.shape[0] != n:
                     raise ValueError(f"graph {i}: per-node field {key!r} must have {n} rows "

@@ -76,3 +76,20 @@ def test_to_moves_and_casts_only_floats():
         b.to(dtype=torch.int32)
     with pytest.raises(AttributeError):
         b.nothing
+
+
+def test_list_keys_keep_ragged_per_graph_values():
+    mats = [torch.ones(2, 2), torch.zeros(3, 3)]
+    gs = [{"pos": torch.zeros(1, 3), "fock": mats[0], "energy": 1.0},
+          {"pos": torch.zeros(2, 3), "fock": mats[1], "energy": 2.0}]
+    b = collate(gs, list_keys=["fock"])
+    assert isinstance(b.fock, list) and [m.shape for m in b.fock] == [(2, 2), (3, 3)]
+    assert b.fock[1] is mats[1] and b.energy.tolist() == [1.0, 2.0]
+    d = b.to(dtype=torch.float64)
+    assert [m.dtype for m in d.fock] == [torch.float64] * 2
+    with pytest.raises(ValueError, match="different shapes"):
+        collate(gs, graph_keys=["fock"])
+    with pytest.raises(ValueError, match="list_keys"):
+        collate(gs, graph_keys=["fock"], list_keys=["fock"])
+    # a default per-graph key may be listed instead of stacked
+    assert isinstance(collate(gs, list_keys=["fock", "energy"]).energy, list)
