@@ -158,6 +158,9 @@ def _variances(var, irreps: Irreps, name: str) -> Tuple[float, ...]:
     var = [float(v) for v in var]
     if len(var) != len(irreps):
         raise ValueError(f"{name} has {len(var)} entries but the irreps {irreps} have {len(irreps)}")
+    for k, v in enumerate(var):  # a variance: finite and >= 0 (else sqrt fails or NaNs spread)
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{name}[{k}] = {v!r}: variances must be finite and >= 0")
     return tuple(var)
 
 
@@ -168,6 +171,9 @@ def _check_instruction(k: int, ins: Sequence, irreps_in1: Irreps, irreps_in2: Ir
                          "has_weight[, path_weight])")
     i1, i2, io, mode, has_weight = ins[:5]
     path_weight = float(ins[5]) if len(ins) == 6 else 1.0
+    if not (math.isfinite(path_weight) and path_weight >= 0):  # it is square-rooted
+        raise ValueError(f"instruction {k} {tuple(ins)!r}: path_weight = {path_weight!r} must be "
+                         "finite and >= 0")
     indices = []
     for name, i, irreps in (("i_in1", i1, irreps_in1), ("i_in2", i2, irreps_in2),
                             ("i_out", io, irreps_out)):

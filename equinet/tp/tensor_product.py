@@ -187,13 +187,15 @@ class TensorProduct(torch.nn.Module):
         return state
 
     # -- weights -------------------------------------------------------------------------
-    def _get_weight(self, weight: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    def _get_weight(self, weight: Optional[torch.Tensor], like: torch.Tensor,
+                    batch: Optional[tuple] = None) -> torch.Tensor:
+        # batch: the inputs' broadcast leading shape when known, to name it in the messages
         if weight is None:
             if self.weight_numel == 0:
                 return like.new_zeros(0)
             if not self.internal_weights:
                 raise ValueError(f"this {type(self).__name__} has no internal weights: pass "
-                                 f"weight of shape {self._weight_shape_text()}")
+                                 f"weight of shape {self._weight_shape_text(batch)}")
             return self.weight
         if self.internal_weights:
             raise ValueError(f"this {type(self).__name__} has internal weights (internal_weights="
@@ -206,12 +208,17 @@ class TensorProduct(torch.nn.Module):
                                  f"{self._weight_shape_text()} (shared_weights=True)")
         elif weight.dim() < 2 or weight.shape[-1] != self.weight_numel:
             raise ValueError(f"weight has shape {tuple(weight.shape)}, expected "
-                             f"{self._weight_shape_text()} (shared_weights=False: one set of "
-                             "weights per sample)")
+                             f"{self._weight_shape_text(batch)} (shared_weights=False: one set "
+                             f"of {self.weight_numel} weights per sample"
+                             + ("" if batch is None else f" of the inputs' batch {batch}") + ")")
         return weight
 
-    def _weight_shape_text(self) -> str:
-        return f"[{self.weight_numel}]" if self.shared_weights else f"[..., {self.weight_numel}]"
+    def _weight_shape_text(self, batch: Optional[tuple] = None) -> str:
+        if self.shared_weights:
+            return f"[{self.weight_numel}]"
+        if batch is None:
+            return f"[..., {self.weight_numel}]"
+        return "[" + ", ".join(str(n) for n in tuple(batch) + (self.weight_numel,)) + "]"
 
     def weight_views(self, weight: Optional[torch.Tensor] = None,
                      yield_instruction: bool = False) -> Iterator:
@@ -278,7 +285,12 @@ class TensorProduct(torch.nn.Module):
         if x2.shape[-1:] != (desc.dim_in2,):
             raise ValueError(f"x2 (the second input) has shape {tuple(x2.shape)}, expected last "
                              f"dimension {desc.dim_in2} for irreps_in2 = {self.irreps_in2}")
-        weight = self._get_weight(weight, x1)
+        try:
+            inputs_batch = tuple(torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1]))
+        except RuntimeError:
+            raise ValueError(f"the leading dimensions of x1 {tuple(x1.shape[:-1])} and x2 "
+                             f"{tuple(x2.shape[:-1])} do not broadcast") from None
+        weight = self._get_weight(weight, x1, inputs_batch)
         if x2.dtype != x1.dtype or (weight.numel() > 0 and weight.dtype != x1.dtype):
             raise TypeError(f"dtypes differ: x1 {x1.dtype}, x2 {x2.dtype}, weight {weight.dtype}; "
                             "convert the inputs (or the module, with .to(dtype)) to one dtype")
@@ -288,8 +300,11 @@ class TensorProduct(torch.nn.Module):
         try:
             batch = torch.broadcast_shapes(*shapes)
         except RuntimeError:
-            raise ValueError("the leading dimensions of x1 " + str(tuple(shapes[0])) + ", x2 "
-                             + str(tuple(shapes[1])) + " and weight do not broadcast") from None
+            raise ValueError(f"weight has shape {tuple(weight.shape)}, expected "
+                             f"{self._weight_shape_text(inputs_batch)}: its leading dimensions "
+                             f"{tuple(shapes[2])} do not broadcast with the inputs' batch "
+                             f"{inputs_batch} (x1 {tuple(shapes[0])}, x2 {tuple(shapes[1])})"
+                             ) from None
         z = math.prod(batch)  # explicit: reshape(-1, 0) is ambiguous for empty irreps
         x1 = x1.expand(batch + (desc.dim_in1,)).reshape(z, desc.dim_in1)
         x2 = x2.expand(batch + (desc.dim_in2,)).reshape(z, desc.dim_in2)

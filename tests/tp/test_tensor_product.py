@@ -295,8 +295,13 @@ def test_bad_weights():
         external(x1, x2, torch.randn(3, 2))
     per_sample = TensorProduct("2x1o", "1o", "2x0e", [(0, 0, 0, "uvu", True)],
                                shared_weights=False)
-    with pytest.raises(ValueError, match=r"expected \[\.\.\., 2\]"):
+    # per-sample weights of the wrong shape: the message names the inputs' batch
+    with pytest.raises(ValueError, match=r"expected \[3, 2\].*inputs' batch \(3,\)"):
         per_sample(x1, x2, torch.randn(2))
+    with pytest.raises(ValueError, match=r"expected \[3, 2\].*\(4,\) do not broadcast"):
+        per_sample(x1, x2, torch.randn(4, 2))
+    with pytest.raises(ValueError, match=r"expected \[3, 2\]"):
+        per_sample(x1, x2, torch.randn(3, 5))
     internal = TensorProduct("2x1o", "1o", "2x0e", [(0, 0, 0, "uvu", True)])
     with pytest.raises(ValueError, match="has internal weights"):
         internal(x1, x2, torch.randn(2))
@@ -330,6 +335,20 @@ def test_bad_options():
         TensorProduct("2x1o", "2x1o", "2x0e", [(0, 0, 0, "uuw", False)])
     with pytest.raises(ValueError, match="in1_var has 2 entries"):
         TensorProduct("1o", "1o", "0e", [(0, 0, 0, "uuu", False)], in1_var=[1.0, 2.0])
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("argument", ["path_weight", "in1_var", "in2_var", "out_var"])
+def test_bad_path_weights_and_variances_name_the_argument(argument, bad):
+    # negative ones failed with "math domain error" (out_var, path_weight) or were accepted
+    # (in1_var); NaN and inf were accepted and spread into the coefficients
+    instruction, variances = (0, 0, 0, "uuu", False), {}
+    if argument == "path_weight":
+        instruction = instruction + (bad,)
+    else:
+        variances[argument] = [bad]
+    with pytest.raises(ValueError, match=rf"{argument}.*finite and >= 0"):
+        TensorProduct("1o", "1o", "0e", [instruction], **variances)
 
 
 # -- random instructions ----------------------------------------------------------------

@@ -13,8 +13,9 @@ def check_inputs(desc, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor)
         raise ValueError(f"x1 and x2 have different batch sizes ({x1.shape[0]} and "
                          f"{x2.shape[0]})")
     if weight.shape not in ((desc.weight_numel,), (x1.shape[0], desc.weight_numel)):
-        raise ValueError(f"weight must have shape [{desc.weight_numel}] or [batch, "
-                         f"{desc.weight_numel}], got {tuple(weight.shape)}")
+        raise ValueError(f"weight must have shape [{desc.weight_numel}] (shared) or "
+                         f"[{x1.shape[0]}, {desc.weight_numel}] (one set per sample of the "
+                         f"batch of {x1.shape[0]}), got {tuple(weight.shape)}")
     if not (x1.dtype == x2.dtype == weight.dtype) or not x1.is_floating_point():
         raise TypeError(f"x1, x2 and weight must share one floating dtype, got {x1.dtype}, "
                         f"{x2.dtype} and {weight.dtype}")

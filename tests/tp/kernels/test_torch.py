@@ -103,8 +103,10 @@ def test_bad_input_raises(tp_check):
         torch_backend.tensor_product(desc, x1[:, :1], x2, w)
     with pytest.raises(ValueError, match="batch"):
         torch_backend.tensor_product(desc, x1, x2[:2], w)
-    with pytest.raises(ValueError, match="weight"):
+    with pytest.raises(ValueError, match=r"weight.*\[3, 2\].*batch of 3"):
         torch_backend.tensor_product(desc, x1, x2, w[:, :1])
+    with pytest.raises(ValueError, match=r"weight.*\[3, 2\].*got \(2, 2\)"):
+        torch_backend.tensor_product(desc, x1, x2, w[:2])
     with pytest.raises(TypeError, match="dtype"):
         torch_backend.tensor_product(desc, x1, x2.double(), w)
     with pytest.raises(ValueError, match="chunk"):
