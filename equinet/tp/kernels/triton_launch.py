@@ -1,30 +1,32 @@
 r"""Compile, cache and launch the generated contraction kernels.
 
 Each :class:`~equinet.tp.kernels.triton_codegen.Contraction` is generated once,
-written to ``<tempdir>/equinet_triton_cache/<sha256 of the source>.py`` (``triton.jit``
-reads a kernel's source from its file) and imported from there; the module's
-``kernel`` is cached in memory by the contraction. :func:`contract` evaluates one
+written to ``<cache>/triton/<sha256 of the source>.py`` in equinet's per-user, owner-only
+cache folder (:func:`equinet._cache.cache_dir`) and run as a module; its ``kernel`` is cached
+in memory by the contraction. The file is never trusted: one whose bytes are not the
+generated source is rewritten, and the module is always compiled from the source in memory
+(``triton.jit`` reads a kernel's source through :mod:`linecache`, which is given that same
+source), so nothing planted in the folder is ever run. :func:`contract` evaluates one
 slot of the form :math:`\Phi` from the three others for a :class:`Layout`: how the
 rows of each slot are addressed (plain batches, or the gathers and scatters of a
 graph convolution).
 """
 import functools
 import hashlib
-import importlib.util
+import linecache
 import os
-import tempfile
+import types
+from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from ..._cache import atomic_write, cache_dir
 from ..descriptor import TensorProductDescriptor
 from .triton_codegen import generate
 from .triton_terms import Contraction, Term, terms_of
 
-__all__ = ["Layout", "contract", "interpreting", "CACHE_DIR"]
-
-#: Where the generated kernel sources are written.
-CACHE_DIR = os.path.join(tempfile.gettempdir(), "equinet_triton_cache")
+__all__ = ["Layout", "contract", "interpreting", "kernel_cache_dir"]
 
 #: Tile of one program: rows x channel vector, about this many elements. Sized from
 #: the register use of the kernels compiled for sm_90 (MACE-large, NequIP and DiffDock
@@ -34,6 +36,16 @@ _DEFAULT_TILE_ELEMENTS = 256
 _VECTOR_WIDTH = {torch.float64: 32}
 _DEFAULT_VECTOR_WIDTH = 64
 _NUM_WARPS = 4
+
+
+def kernel_cache_dir() -> Path:
+    """Where the generated kernel sources are written: ``<equinet cache>/triton``.
+
+    Per user and owner-only (``$EQUINET_CACHE`` or ``~/.cache/equinet``, see
+    :func:`equinet._cache.cache_dir`); read at each compilation, so setting ``$EQUINET_CACHE``
+    later moves it.
+    """
+    return cache_dir("triton")
 
 
 def interpreting() -> bool:
@@ -134,21 +146,35 @@ def _active(terms: Tuple[Term, ...], target: int, include_unweighted: bool) -> L
 
 
 def _kernel(contraction: Contraction, interpret: bool):
-    """The jitted ``kernel`` of ``contraction``, generated, written and imported."""
+    """The jitted ``kernel`` of ``contraction``, generated, written and run as a module."""
     source = generate(contraction)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:32]
-    os.makedirs(CACHE_DIR, exist_ok=True)
-    path = os.path.join(CACHE_DIR, f"{digest}.py")
-    if not os.path.exists(path):
-        # write then rename: another process may be importing the same file
-        fd, tmp = tempfile.mkstemp(dir=CACHE_DIR, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(source)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(f"equinet_triton_{digest}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    data = source.encode()
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    path = str(_write_source(kernel_cache_dir() / f"{digest}.py", data))
+    # Compiled from the source in memory, never from the file: whatever replaces the file
+    # between the check and now is not run. triton.jit reads the kernel's source with
+    # inspect, i.e. through linecache, which gets the same text (an entry without mtime is
+    # never reloaded from disk).
+    linecache.cache[path] = (len(source), None, source.splitlines(True), path)
+    module = types.ModuleType(f"equinet_triton_{digest}")
+    module.__file__ = path
+    exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 (our generated source)
     return module.kernel
+
+
+def _write_source(path: Path, data: bytes) -> Path:
+    """``path`` holding exactly ``data``: kept if it does, else (re)written atomically."""
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return path
+    except FileNotFoundError:
+        pass
+    # missing, truncated by a crash, or planted: written whole then renamed over it (another
+    # process may be reading the old file meanwhile)
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    return path
 
 
 def _vector_width_used(terms: Tuple[Term, ...], cap: int) -> int:

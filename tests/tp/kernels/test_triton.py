@@ -159,7 +159,8 @@ def test_one_launch_per_product_and_per_gradient(tp_check, monkeypatch, interpre
     assert len(launches) == 4
 
 
-def test_generated_source_is_cached_in_a_file(tp_check, interpreter):
+def test_generated_source_is_cached_in_a_file(tp_check, interpreter, tmp_path, monkeypatch):
+    monkeypatch.setenv("EQUINET_CACHE", str(tmp_path))
     desc = tp_check.descriptor("2x1o", "1o", "2x0e", [(0, 0, 0, "uvu", True)])
     x1, x2, w = tp_check.inputs(desc, 3, True, torch.float64)
     triton_backend.tensor_product(desc, x1, x2, w)
@@ -167,10 +168,38 @@ def test_generated_source_is_cached_in_a_file(tp_check, interpreter):
         terms_of(desc), (6, 3, 2, 2), 3, ("row", "row", "shared", "row"), "store", True,
         "float64", False, 16, 64), True)
     path = kernel.fn.__code__.co_filename
-    assert os.path.dirname(path) == triton_launch.CACHE_DIR
+    # in the per-user cache folder, owner-only
+    assert os.path.dirname(path) == str(tmp_path / "triton")
+    assert os.stat(tmp_path / "triton").st_mode & 0o777 == 0o700
     with open(path) as f:
         source = f.read()
     assert "def kernel(" in source and repr(1 / 3 ** 0.5)[:12] in source
+
+
+def test_planted_kernel_file_is_never_run(tp_check, interpreter, tmp_path, monkeypatch):
+    # Another local user (or a stale file) puts code under the name of a kernel's source
+    # hash: it must be replaced by the generated source, and never be imported.
+    import hashlib
+
+    monkeypatch.setenv("EQUINET_CACHE", str(tmp_path / "cache"))
+    desc = tp_check.descriptor("2x1o", "1o", "2x0e", [(0, 0, 0, "uvu", True)])
+    contraction = Contraction(terms_of(desc), (6, 3, 2, 2), 3, ("row", "row", "shared", "row"),
+                              "store", True, "float64", False, 16, 64)
+    source = generate(contraction)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:32]
+    marker = tmp_path / "planted_code_ran"
+    planted = triton_launch.kernel_cache_dir() / f"{digest}.py"
+    planted.write_text(f"open({str(marker)!r}, 'w').close()\n"
+                       "raise RuntimeError('planted code ran')\nkernel = None\n")
+    kernel = triton_launch._kernel(contraction, True)
+    assert not marker.exists()
+    assert planted.read_text() == source  # rewritten
+    # and the kernel is the generated one: it computes the product
+    x1, x2, w = tp_check.inputs(desc, 3, True, torch.float64)
+    out = torch.empty(3, 2, dtype=torch.float64)
+    kernel[(1,)](x1, x2, w, out, out, out, out, out, out, out, 3, 1, num_warps=4)
+    expected = get_backend("reference").tensor_product(desc, x1, x2, w)
+    torch.testing.assert_close(out, expected)
 
 
 # -- the fused convolution -------------------------------------------------------------------
