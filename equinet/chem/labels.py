@@ -124,6 +124,11 @@ def build_mole(z, pos, basis="def2-SVP", charge=0, spin=0):
     gto = _pyscf()
     from pyscf.data import elements
 
+    try:
+        from pyscf.lib.exceptions import BasisNotFoundError
+    except ImportError:  # pragma: no cover - older PySCF raise KeyError or RuntimeError
+        BasisNotFoundError = RuntimeError
+
     z = np.asarray(z)
     pos = np.asarray(pos, dtype=np.float64)
     if z.ndim != 1 or pos.shape != (len(z), 3):
@@ -140,6 +145,12 @@ def build_mole(z, pos, basis="def2-SVP", charge=0, spin=0):
     if not isinstance(basis, str) and not isinstance(basis, dict):
         raise ValueError(f"basis must be a name (str) or a PySCF basis dict, got {basis!r}")
 
+    electrons = int(z.sum()) - int(charge)
+    if electrons < 0 or abs(int(spin)) > electrons or (electrons - int(spin)) % 2:
+        raise ValueError(
+            f"charge {charge} and spin {spin} (2S = N_alpha - N_beta, not 2S+1) are not "
+            f"possible with {electrons} electrons"
+        )
     mol = gto.Mole()
     mol.atom = [(s, tuple(p)) for s, p in zip(symbols, pos.tolist())]
     mol.unit = "Angstrom"
@@ -150,7 +161,7 @@ def build_mole(z, pos, basis="def2-SVP", charge=0, spin=0):
     mol.output = None
     try:
         mol.build(dump_input=False, parse_arg=False)
-    except (KeyError, RuntimeError, AttributeError) as error:
+    except (KeyError, BasisNotFoundError) as error:
         # PySCF raises BasisNotFoundError (a RuntimeError) for unknown names and
         # for basis sets that lack one of the elements; KeyError in older versions.
         raise ValueError(
