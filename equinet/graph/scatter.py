@@ -14,6 +14,7 @@ Everything is built on :func:`torch.Tensor.index_add` and
 through without custom kernels, on every device and dtype. Groups that receive
 nothing are ``0`` for every reduction (the convention of torch-scatter).
 """
+import operator
 from typing import Optional
 
 import torch
@@ -39,7 +40,18 @@ def _check_index(src: torch.Tensor, index: torch.Tensor, dim: int,
             f"expected shape ({src.shape[dim]},), got {tuple(index.shape)}")
     if index.device != src.device:
         raise ValueError(f"index is on {index.device} but src is on {src.device}")
-    if index.numel() > 0:
+    if dim_size is not None and not isinstance(dim_size, torch.SymInt):
+        if isinstance(dim_size, bool):
+            raise TypeError(f"dim_size must be an integer, got {dim_size!r}")
+        try:  # numpy / torch integers count; 2.7 must not become 2
+            dim_size = operator.index(dim_size)
+        except TypeError:
+            raise TypeError(f"dim_size must be an integer, got {dim_size!r}") from None
+    if dim_size is not None and torch.compiler.is_compiling():
+        # values are unknown while tracing: an in-graph assertion instead of int(index.max())
+        torch._assert_async(((index >= 0) & (index < dim_size)).all(),
+                            "index holds entries outside [0, dim_size)")
+    elif index.numel() > 0:
         lo, hi = int(index.min()), int(index.max())
         if lo < 0:
             raise ValueError(f"index has a negative entry ({lo})")
@@ -51,7 +63,7 @@ def _check_index(src: torch.Tensor, index: torch.Tensor, dim: int,
         dim_size = 0
     if dim_size < 0:
         raise ValueError(f"dim_size must be >= 0, got {dim_size}")
-    return dim, int(dim_size)
+    return dim, dim_size
 
 
 def _long(index: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,7 @@ import torch
 
 from ..o3 import Irreps
 from ..tp import Linear, TensorProduct, TensorProductConv
+from ..tp.conv import check_index_range
 from ._edge_inputs import (check_graph_inputs, edge_harmonics, edge_lengths, edge_radial_embedding,
                            radial_embedding_modules, radial_network)
 from ._irrep_index import check_last_dim
@@ -170,6 +171,10 @@ class EquivariantAttention(torch.nn.Module):
             ``[N, irreps_out.dim]``
         """
         check_graph_inputs(x, self.irreps_in, edge_src, edge_dst)
+        # the gathers below come before the convolution's own check: the same clear error
+        # (PointConvolution's) instead of an IndexError; compile-safe (an in-graph assert)
+        for name, index in (("edge_src", edge_src), ("edge_dst", edge_dst)):
+            check_index_range(index, x.shape[0], name)
         lengths = None
         if edge_vec is not None:
             if edge_vec.dim() != 2 or edge_vec.shape != (edge_src.shape[0], 3):

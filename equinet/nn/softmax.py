@@ -12,6 +12,7 @@ exponential :math:`\le 1`, so large logits cannot overflow. The maximum is
 treated as a constant in the backward (the softmax does not depend on it).
 Groups whose weights sum to 0 give :math:`\alpha = 0`.
 """
+import operator
 from typing import Optional
 
 import torch
@@ -51,6 +52,14 @@ def scatter_softmax(src: torch.Tensor, index: torch.Tensor, dim_size: int,
     if src.dim() == 0 or index.dim() != 1 or index.shape[0] != src.shape[0]:
         raise ValueError(f"index must be 1-D with one entry per row of src: src "
                          f"{tuple(src.shape)}, index {tuple(index.shape)}")
+    if isinstance(dim_size, bool) or not isinstance(dim_size, (int, torch.SymInt)):
+        try:  # numpy / torch integers count; 2.7 must not become 2
+            dim_size = operator.index(dim_size)
+        except TypeError:
+            raise TypeError(f"dim_size must be an integer, got {dim_size!r}") from None
+    if dim_size < 0:
+        raise ValueError(f"dim_size must be >= 0, got {dim_size}")
+    _check_groups(index, dim_size)
     shape = (dim_size,) + tuple(src.shape[1:])
     expanded = index.reshape((-1,) + (1,) * (src.dim() - 1)).expand_as(src)
     with torch.no_grad():
@@ -64,3 +73,21 @@ def scatter_softmax(src: torch.Tensor, index: torch.Tensor, dim_size: int,
     total = src.new_zeros(shape).index_add(0, index, exp)
     total = torch.where(total > 0, total, torch.ones_like(total))
     return exp / total.index_select(0, index)
+
+
+def _check_groups(index: torch.Tensor, dim_size) -> None:
+    """Raise unless every group in ``index`` lies in ``[0, dim_size)`` (else torch's own error
+    comes from deep inside the scatter, or none at all on some devices).
+
+    Value checks cannot run while ``torch.compile`` traces: there an in-graph assertion.
+    """
+    if torch.compiler.is_compiling():
+        torch._assert_async(((index >= 0) & (index < dim_size)).all(),
+                            "scatter_softmax: index holds groups outside [0, dim_size)")
+        return
+    if index.numel() == 0:
+        return
+    low, high = int(index.min()), int(index.max())
+    if low < 0 or high >= dim_size:
+        raise ValueError(f"index holds groups in [{low}, {high}] but must lie in "
+                         f"[0, dim_size - 1] (dim_size = {dim_size})")

@@ -85,3 +85,18 @@ def test_bad_input():
         segment_sum(src, torch.tensor([0, 2, 3]))
     with pytest.raises(ValueError, match="non-decreasing"):
         segment_sum(src, torch.tensor([0, 3, 2, 4]))
+
+
+
+@pytest.mark.parametrize("dim_size", [4.0, 2.7, "4", True])
+def test_non_integer_dim_size_is_refused(dim_size):
+    # 2.7 was truncated to 2 (and 4.0 silently accepted)
+    with pytest.raises(TypeError, match="dim_size must be an integer"):
+        scatter_sum(torch.randn(3), torch.tensor([0, 1, 1]), dim_size=dim_size)
+
+
+def test_integer_like_dim_size_is_accepted():
+    import numpy as np
+
+    out = scatter_sum(torch.ones(3), torch.tensor([0, 1, 1]), dim_size=np.int64(3))
+    assert out.tolist() == [1.0, 2.0, 0.0]

@@ -119,3 +119,14 @@ def test_bad_input():
         att(torch.randn(2, 2), torch.tensor([0]), torch.tensor([1]), torch.randn(1, 3))
     with pytest.raises(ValueError, match="edge_vec"):
         att(torch.randn(2, 2), torch.tensor([0]), torch.tensor([1]), torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("which", ["edge_src", "edge_dst"])
+@pytest.mark.parametrize("bad", [3, -1])
+def test_out_of_range_edges_name_the_index(which, bad):
+    # was an IndexError from a gather; now PointConvolution's message
+    att = EquivariantAttention("2x0e", "2x0e", "0e + 1o", num_radial=2, cutoff=2.0)
+    edges = {"edge_src": torch.tensor([0, 1]), "edge_dst": torch.tensor([1, 2])}
+    edges[which] = torch.tensor([0, bad])
+    with pytest.raises(ValueError, match=rf"{which} holds node indices.*\(3 nodes\)"):
+        att(torch.randn(3, 2), edges["edge_src"], edges["edge_dst"], torch.randn(2, 3))

@@ -32,3 +32,16 @@ def test_gradients():
     fn = lambda s: scatter_softmax(s, index, 4, weight)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (src,))
     assert torch.autograd.gradgradcheck(fn, (src,))
+
+
+def test_bad_index_and_dim_size_are_named():
+    import pytest
+
+    logits = torch.randn(4)
+    # an index beyond dim_size was torch's "index out of bounds" from inside the scatter
+    with pytest.raises(ValueError, match=r"index holds groups in \[0, 3\].*dim_size = 3"):
+        scatter_softmax(logits, torch.tensor([0, 1, 3, 2]), 3)
+    with pytest.raises(ValueError, match=r"\[-1, 2\]"):
+        scatter_softmax(logits, torch.tensor([0, -1, 2, 2]), 3)
+    with pytest.raises(TypeError, match="dim_size must be an integer, got 2.7"):
+        scatter_softmax(logits, torch.tensor([0, 1, 1, 0]), 2.7)
