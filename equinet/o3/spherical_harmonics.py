@@ -69,6 +69,7 @@ def _irreps_terms(irreps):
         return []
 
 
+@torch.compiler.assume_constant_result  # looked up when tracing, never traced into
 @functools.lru_cache(maxsize=256)
 def _layout(degrees: tuple, normalization: str, dtype: torch.dtype, device: torch.device):
     """Rows of the full ``0..lmax`` block that make the output (None: all), and their scales."""
@@ -202,7 +203,11 @@ def spherical_harmonics(
     lmax, rows, scale = _layout(tuple(degrees), normalization, x.dtype, x.device)
     batch = x.shape[:-1]
     flat = x.reshape(-1, 3)
-    if flat.requires_grad and torch.is_grad_enabled():
+    if torch.compiler.is_compiling():
+        # the out-of-place recurrence: one graph, differentiable by autograd (the eager kernels
+        # reuse scratch buffers across calls, a side effect that compiled graphs cannot hold)
+        out = kernels.reference(flat, lmax, bool(normalize), rows, scale)
+    elif flat.requires_grad and torch.is_grad_enabled():
         out = _SphericalHarmonics.apply(flat, lmax, bool(normalize), rows, scale)
     else:
         out = kernels.forward(flat, lmax, bool(normalize), rows, scale)
