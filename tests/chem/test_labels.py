@@ -119,7 +119,7 @@ def test_subset_of_properties_and_unknown_property():
 def test_hartree_fock_matches_pyscf():
     pos = [[0, 0, 0], [0, 0, 0.74]]
     out = compute_labels([1, 1], pos, LevelOfTheory("HF", "6-31g"), ("energy",))
-    mf = scf.RHF(gto.M(atom=f"H 0 0 0; H 0 0 0.74", basis="6-31g", verbose=0))
+    mf = scf.RHF(gto.M(atom="H 0 0 0; H 0 0 0.74", basis="6-31g", verbose=0))
     mf.conv_tol = 1e-10
     assert abs(float(out["energy"]) - mf.kernel()) < 1e-8
 
@@ -153,6 +153,7 @@ def test_unconverged_scf_raises():
     assert isinstance(info.value, RuntimeError)
 
 
+@pytest.mark.filterwarnings("ignore:Basis may be available")
 def test_unknown_element_and_basis_are_clear_errors():
     with pytest.raises(ValueError, match="atomic number 119"):
         build_mole([1, 119], [[0, 0, 0], [0, 0, 1]])
