@@ -5,10 +5,12 @@ import sys
 import pytest
 import torch
 
-from equinet import tp
+from equinet import nn, tp
 from equinet.interop import from_e3nn
 
 e3nn_o3 = pytest.importorskip("e3nn.o3")
+e3nn_nn = pytest.importorskip("e3nn.nn")
+e3nn_math = pytest.importorskip("e3nn.math")
 
 
 class _CustomProduct(e3nn_o3.TensorProduct):
@@ -118,10 +120,8 @@ def test_dtype_and_backend_follow():
 
 
 def test_unsupported_modules():
-    with pytest.raises(TypeError, match="from_e3nn converts"):
-        from_e3nn(torch.nn.Linear(3, 3))
-    with pytest.raises(TypeError, match="from_e3nn converts"):
-        from_e3nn(e3nn_o3.SphericalHarmonics(2, True))
+    with pytest.raises(TypeError, match="from_e3nn converts .* not e3nn's S2Activation"):
+        from_e3nn(e3nn_nn.S2Activation("0e + 1o", torch.tanh, 6))
 
 
 def test_importing_equinet_does_not_import_e3nn():
@@ -148,3 +148,83 @@ def test_instruction_indices_of_any_integer_type(kind, float64_default):
     torch.testing.assert_close(ours(x, y), theirs(x, y), atol=1e-12, rtol=0)
     with pytest.raises(ValueError, match="i_in1=1.0 is out of range"):
         tp.TensorProduct("2x0e + 1o", "0e", "0e", [(1.0, 0, 0, "uvw", True)])
+
+
+def _layers():
+    """e3nn layers, the equinet class each becomes, and an input."""
+    silu, tanh = torch.nn.functional.silu, torch.tanh
+    return {
+        "gate": (lambda: e3nn_nn.Gate("2x0e + 3x0o", [silu, tanh], "2x0e + 1x0o",
+                                      [torch.sigmoid, tanh], "1x1o + 1x2e + 1x1e"), nn.Gate, 19),
+        "gate_scalars_only": (lambda: e3nn_nn.Gate("4x0e", [torch.relu], "", [], ""), nn.Gate, 4),
+        "activation": (lambda: e3nn_nn.Activation("3x0e + 2x0o + 1o", [silu, torch.abs, None]),
+                       nn.Activation, 8),
+        "spherical_harmonics": (lambda: e3nn_o3.SphericalHarmonics([0, 2, 1, 3], True),
+                                nn.SphericalHarmonics, 3),
+        "spherical_harmonics_1e": (lambda: e3nn_o3.SphericalHarmonics(
+            "0e + 1e + 2e", False, normalization="norm"), nn.SphericalHarmonics, 3),
+        "batch_norm": (lambda: e3nn_nn.BatchNorm("3x0e + 2x1o + 2e"), nn.BatchNorm, 14),
+        "batch_norm_eval": (lambda: e3nn_nn.BatchNorm(
+            "3x0e + 2x1o", reduce="max", normalization="norm").eval(), nn.BatchNorm, 9),
+        "batch_norm_instance": (lambda: e3nn_nn.BatchNorm("2x0e + 1o", instance=True,
+                                                          include_bias=False), nn.BatchNorm, 5),
+        "fully_connected": (lambda: e3nn_nn.FullyConnectedNet(
+            [3, 8, 5, 2], silu, variance_in=2, variance_out=3), nn.FullyConnectedNet, 3),
+        "fully_connected_out_act": (lambda: e3nn_nn.FullyConnectedNet([3, 4], tanh, out_act=True),
+                                    nn.FullyConnectedNet, 3),
+        "fully_connected_linear": (lambda: e3nn_nn.FullyConnectedNet([3, 4, 2]),
+                                   nn.FullyConnectedNet, 3),
+        # (e3nn's NormActivation fails with bias and a str, and with normalize=False)
+        "norm_activation": (lambda: e3nn_nn.NormActivation(e3nn_o3.Irreps("2x0e + 2x1o + 2e"),
+                                                           torch.sigmoid, bias=True),
+                            nn.NormActivation, 13),
+        "norm_activation_epsilon": (lambda: e3nn_nn.NormActivation("2x1o", silu, epsilon=0.1),
+                                    nn.NormActivation, 6),
+        "extract": (lambda: e3nn_nn.Extract("1e + 0e + 0e", ["0e", "0e + 1e"], [(1,), (2, 0)]),
+                    nn.Extract, 5),
+        "extract_squeezed": (lambda: e3nn_nn.Extract("1e + 0e", ["1e"], [(0,)], squeeze_out=True),
+                             nn.Extract, 4),
+        "extract_ir": (lambda: e3nn_nn.ExtractIr("2x0e + 1o + 3x0e", "0e"), nn.ExtractIr, 8),
+        "dropout": (lambda: e3nn_nn.Dropout("2x0e + 1o", 0.5).eval(), nn.Dropout, 5),
+        "norm": (lambda: e3nn_o3.Norm("2x0e + 2x1o", squared=True), nn.Norm, 8),
+        "identity": (lambda: e3nn_nn.Identity("2x0e", "2x0e"), torch.nn.Identity, 2),
+        "normalize2mom": (lambda: e3nn_math.normalize2mom(tanh), nn.Normalize2Mom, 4),
+    }
+
+
+@pytest.mark.parametrize("name", list(_layers()))
+def test_converted_layers_compute_the_same(name, float64_default):
+    make, expected_class, dim = _layers()[name]
+    theirs = make()
+    for p in theirs.parameters():  # e3nn starts biases at zero, which would test nothing
+        with torch.no_grad():
+            p.normal_()
+    for key in ("running_mean", "running_var"):
+        if getattr(theirs, key, None) is not None:
+            getattr(theirs, key).uniform_(0.5, 2.0)
+    ours = from_e3nn(theirs)
+    assert type(ours) is expected_class and ours.training == theirs.training
+    x = torch.randn(4, dim)
+    expected, got = theirs(x), ours(x)
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple) and len(got) == len(expected)
+    else:
+        expected, got = (expected,), (got,)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    for key, value in ours.state_dict().items():  # running statistics updated alike
+        torch.testing.assert_close(value, theirs.state_dict()[key], atol=1e-12, rtol=0)
+    irreps_out = getattr(theirs, "irreps_out", None)
+    if irreps_out is not None:
+        assert str(ours.irreps_out) == str(irreps_out)
+
+
+def test_activations_free_of_e3nn(float64_default):
+    """An e3nn module given as an activation is converted too; other modules are copied."""
+    prelu = torch.nn.PReLU()
+    theirs = e3nn_nn.Activation("2x0e + 2x0e", [e3nn_math.normalize2mom(torch.tanh), prelu])
+    ours = from_e3nn(theirs)
+    assert not any(type(m).__module__.startswith("e3nn") for m in ours.modules())
+    assert all(p is not prelu.weight for p in ours.parameters())
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(ours(x), theirs(x))

@@ -1,23 +1,25 @@
-r"""Bridges to e3nn: rebuild e3nn modules as equinet modules, weights included.
+r"""e3nn's tensor products and ``Linear`` rebuilt as equinet's, weights included.
 
-This is the only module of equinet that touches e3nn, and it imports e3nn only
-inside its functions: e3nn is not a dependency of equinet.
-
-The conventions of the two libraries are the same (real basis, signs, Wigner 3j
-symbols, normalizations, weight layouts), so a converted module computes, with
-the same inputs, the same outputs as the original to float rounding.
+Each converter takes the e3nn module's own instructions with their final path
+coefficients, so whatever normalizations built the original, the result
+computes the same function.
 """
 import torch
 
-from .o3 import Irreps
-from .tp import (ElementwiseTensorProduct, FullTensorProduct, FullyConnectedTensorProduct, Linear,
-                 TensorProduct, TensorSquare)
-
-__all__ = ["from_e3nn"]
+from ..o3 import Irreps
+from ..tp import (ElementwiseTensorProduct, FullTensorProduct, FullyConnectedTensorProduct,
+                  Linear, TensorProduct, TensorSquare)
 
 
 def _irreps(e3nn_irreps) -> Irreps:
     return Irreps([(mul, (ir.l, ir.p)) for mul, ir in e3nn_irreps])
+
+
+def _keep_output_mask(converted: torch.nn.Module, module) -> None:
+    # e3nn models read it (gate_points_2101's Convolution: ``self.sc.output_mask``); a
+    # non-persistent buffer follows .to() but stays out of equinet's own state_dict
+    converted.register_buffer("output_mask", module.output_mask.detach().clone(),
+                              persistent=False)
 
 
 def _copy_parameter(target: torch.nn.Module, name: str, source) -> None:
@@ -26,7 +28,8 @@ def _copy_parameter(target: torch.nn.Module, name: str, source) -> None:
                                                  requires_grad=source.requires_grad))
 
 
-def _tensor_product(module, backend: str) -> TensorProduct:
+def tensor_product(module, backend: str) -> TensorProduct:
+    """The equinet equivalent of an ``e3nn.o3.TensorProduct`` (any subclass)."""
     from e3nn import o3
 
     # the most specific named kind first: the instructions below are the module's own,
@@ -48,10 +51,12 @@ def _tensor_product(module, backend: str) -> TensorProduct:
     if cls is TensorSquare:
         converted.irreps_in = converted.irreps_in1
     _copy_parameter(converted, "weight", module.weight)
+    _keep_output_mask(converted, module)
     return converted
 
 
-def _linear(module, backend: str) -> Linear:
+def linear(module, backend: str) -> Linear:
+    """The equinet equivalent of an ``e3nn.o3.Linear``."""
     weighted = [(ins.i_in, ins.i_out, ins.path_weight ** 2) for ins in module.instructions
                 if ins.i_in >= 0]
     biased = {ins.i_out for ins in module.instructions if ins.i_in < 0}
@@ -71,49 +76,5 @@ def _linear(module, backend: str) -> Linear:
                        path_normalization="none", backend=backend)
     _copy_parameter(converted, "weight", weight)
     _copy_parameter(converted, "bias", bias)
+    _keep_output_mask(converted, module)
     return converted
-
-
-def from_e3nn(module, backend: str = "auto") -> torch.nn.Module:
-    r"""The equinet equivalent of an e3nn module, with a copy of its weights.
-
-    Supported: ``e3nn.o3.TensorProduct`` and every subclass
-    (``FullyConnectedTensorProduct``, ``FullTensorProduct``,
-    ``ElementwiseTensorProduct`` and ``TensorSquare`` become the equinet class
-    of the same name; any other subclass becomes a general
-    :class:`~equinet.tp.TensorProduct`), and ``e3nn.o3.Linear``. The module's
-    instructions, with their final path coefficients, are copied as they are,
-    so whatever normalizations and variances built it, the result computes
-    the same function: same irreps, same flat weight layout, same
-    ``internal_weights`` / ``shared_weights``; internal weights and biases are
-    copied (same dtype and device).
-
-    A subclass that overrides ``forward`` is converted by its instructions
-    only; what its own ``forward`` adds is not carried over.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        An e3nn module.
-    backend : str
-        The backend of the new module.
-
-    Examples
-    --------
-    >>> from e3nn import o3
-    >>> theirs = o3.FullyConnectedTensorProduct("2x1o", "1o", "3x0e")
-    >>> ours = from_e3nn(theirs)
-    >>> x, y = torch.randn(4, 6), torch.randn(4, 3)
-    >>> bool(torch.allclose(ours(x, y), theirs(x, y), atol=1e-5))
-    True
-    """
-    try:
-        from e3nn import o3
-    except ImportError as err:
-        raise ImportError("from_e3nn needs e3nn installed (pip install e3nn)") from err
-    if isinstance(module, o3.Linear):
-        return _linear(module, backend)
-    if isinstance(module, o3.TensorProduct):
-        return _tensor_product(module, backend)
-    raise TypeError(f"from_e3nn converts e3nn.o3.TensorProduct (and subclasses) and "
-                    f"e3nn.o3.Linear, not {type(module).__name__}")
