@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 from .basis_layout import BasisLayout, pyscf_to_equinet_matrix, transform_matrix  # noqa: E402
-from .ase_io import atoms_to_arrays, atoms_to_mole, mole_to_atoms  # noqa: E402
+from .ase_io import atoms_to_arrays, atoms_to_mole, element_symbol, mole_to_atoms  # noqa: E402
 
 __all__ += ["BasisLayout", "pyscf_to_equinet_matrix", "transform_matrix"]
-__all__ += ["atoms_to_arrays", "atoms_to_mole", "mole_to_atoms"]
+__all__ += ["atoms_to_arrays", "atoms_to_mole", "element_symbol", "mole_to_atoms"]

@@ -6,7 +6,7 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ["atoms_to_arrays", "atoms_to_mole", "mole_to_atoms"]
+__all__ = ["atoms_to_arrays", "atoms_to_mole", "element_symbol", "mole_to_atoms"]
 
 _MAX_Z = 118
 
@@ -25,6 +25,25 @@ def _import_gto():
     except ImportError as error:  # pragma: no cover - pyscf is part of the chem extra
         raise ImportError("equinet.chem.ase_io needs PySCF: pip install equinet[chem]") from error
     return pyscf.gto
+
+
+def element_symbol(mol, i: int) -> str:
+    """The element of atom ``i`` of a PySCF ``Mole``: labels (``H@2``) and ghost prefixes
+    (``ghost-H``, ``X-H``) removed.
+
+    >>> from pyscf import gto
+    >>> mol = gto.M(atom="O 0 0 0; ghost-H 0 0 1; H@2 0 1 0", basis="sto-3g", spin=1)
+    >>> [element_symbol(mol, i) for i in range(mol.natm)]
+    ['O', 'H', 'H']
+    """
+    from pyscf.data import elements
+
+    symbol = mol.atom_pure_symbol(i)
+    # PySCF's own parser of ghost prefixes; private, hence the fallback
+    strip = getattr(elements, "_std_symbol_without_ghost", None)
+    if strip is not None:
+        return strip(symbol)
+    return symbol.split("-")[-1].split(":")[-1].capitalize()  # pragma: no cover
 
 
 def atoms_to_arrays(atoms) -> Tuple[np.ndarray, np.ndarray]:
@@ -103,7 +122,7 @@ def mole_to_atoms(mol):
     ('H2O', array([0.  , 0.76, 0.59]), {'charge': 0, 'spin': 0})
     """
     ase = _import_ase()
-    symbols = [mol.atom_pure_symbol(i) for i in range(mol.natm)]
+    symbols = [element_symbol(mol, i) for i in range(mol.natm)]
     positions = np.asarray(mol.atom_coords(unit="Angstrom"), dtype=np.float64)
     atoms = ase.Atoms(symbols=symbols, positions=positions)
     atoms.info["charge"] = int(mol.charge)

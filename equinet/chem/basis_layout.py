@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..o3 import Irrep, Irreps
+from .ase_io import element_symbol
 
 __all__ = ["BasisLayout", "pyscf_to_equinet_matrix", "transform_matrix"]
 
@@ -79,7 +80,10 @@ def _change_of_basis(l: int) -> np.ndarray:
                            f"equinet's (residual {residual:.1e}, spread {spread:.1e}); "
                            "has PySCF changed its convention?")
     q = u @ vt
+    # entries that are exactly 0 or +-1 (all of them for l <= 1) come out exact
     q[np.abs(q) < 1e-14] = 0.0
+    unit = np.abs(np.abs(q) - 1.0) < 1e-14
+    q[unit] = np.sign(q[unit])
     q.setflags(write=False)
     return q
 
@@ -144,9 +148,9 @@ class BasisLayout:
     atom_shells : tuple of tuple of (int, int)
         Each atom's shells in AO order as ``(l, number of contractions)``.
     elements : tuple of str
-        Each atom's element symbol (ghost prefixes stripped).
+        Each atom's element symbol (ghost prefixes and labels stripped).
     atomic_numbers : numpy.ndarray
-        ``int64 [natm]``.
+        ``int64 [natm]``, of ``elements`` (so a ghost atom has its element's number).
 
     Notes
     -----
@@ -194,7 +198,7 @@ class BasisLayout:
             if shell > 0 and atom < int(mol.bas_atom(shell - 1)):
                 raise ValueError("the Mole's shells are not grouped by atom")
             shells[atom].append((int(mol.bas_angular(shell)), int(mol.bas_nctr(shell))))
-        self.elements = tuple(mol.atom_pure_symbol(i) for i in range(mol.natm))
+        self.elements = tuple(element_symbol(mol, i) for i in range(mol.natm))
         self.atomic_numbers = np.array([_atomic_number(s) for s in self.elements], dtype=np.int64)
         for i, atom_shells in enumerate(shells):
             if not atom_shells:

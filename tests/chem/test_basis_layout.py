@@ -275,3 +275,11 @@ def test_unknown_basis_or_element_is_named():
         BasisLayout(mol)
     with pytest.raises(ValueError, match="mol.build"):
         BasisLayout(gto.Mole())
+
+
+def test_ghost_atoms_keep_their_element_and_functions():
+    mol = gto.M(atom="O 0 0 0; ghost-H 0 0.76 0.59; H 0 -0.76 0.59", basis="def2-svp", spin=1,
+                verbose=0)
+    layout = BasisLayout(mol)
+    assert layout.elements == ("O", "H", "H") and layout.nao == mol.nao == 24
+    np.testing.assert_array_equal(layout.atomic_numbers, [8, 1, 1])
