@@ -206,7 +206,12 @@ def _evaluator(mol, density):
         coefficients = np.asarray(coefficients, dtype=np.float64)
         if coefficients.shape != (auxmol.nao,):
             raise ValueError(f"coefficients must be ({auxmol.nao},), got {coefficients.shape}")
-        return auxmol.nao, lambda coords: numint.eval_ao(auxmol, coords) @ coefficients
+
+        def fitted(coords):
+            mask = numint.make_mask(auxmol, coords)  # skips shells negligible on a block
+            return numint.eval_ao(auxmol, coords, non0tab=mask) @ coefficients
+
+        return auxmol.nao, fitted
     dm = np.asarray(density, dtype=np.float64)
     if dm.ndim == 3:
         dm = dm.sum(axis=0)
@@ -215,8 +220,13 @@ def _evaluator(mol, density):
         raise ValueError(f"a density matrix must be (nao, nao) = ({nao}, {nao}) for mol, "
                          f"got {dm.shape}; pass fitted densities as (coefficients, auxmol)")
     dm = (dm + dm.T) / 2
-    return 2 * mol.nao, lambda coords: numint.eval_rho(mol, numint.eval_ao(mol, coords), dm,
-                                                       hermi=1)
+
+    def from_matrix(coords):
+        mask = numint.make_mask(mol, coords)
+        ao = numint.eval_ao(mol, coords, non0tab=mask)
+        return numint.eval_rho(mol, ao, dm, non0tab=mask, hermi=1)
+
+    return 2 * mol.nao, from_matrix
 
 
 def eval_density(mol, density, coords, max_memory_mb=64):

@@ -1,4 +1,4 @@
-"""Labelled data from PySCF: energies, forces, dipoles and AO matrices of one geometry.
+r"""Labelled data from PySCF: energies, forces, dipoles and AO matrices of one geometry.
 
 A :class:`LevelOfTheory` names the method (functional or Hartree-Fock), the
 basis, charge and spin, and the SCF settings; :func:`compute_labels` runs the
@@ -23,10 +23,12 @@ key                       shape (restricted)             unit
 ========================  =============================  ==========================
 
 The forces are ``F = -dE/dR`` with ``R`` in Angstrom (PySCF's gradients are in
-Hartree/Bohr; ``F = -grad / 0.529177...``). All AO matrices are in PySCF's AO
-order (``equinet.chem.BasisLayout`` maps them to equinet's irreps order); the
-density matrix is the total one, ``tr(D S) = N``. For an open shell
-(``spin != 0``) the SCF is unrestricted and ``fock``, ``density_matrix``,
+Hartree/Bohr; ``F = -grad / 0.529177...``). The dipole is
+:math:`\sum_A Z_A R_A - \mathrm{tr}(D\, r)` about the origin of ``pos`` (origin
+dependent for ions), converted from e*Bohr to Debye (1 e*Bohr = 2.541746 D). All
+AO matrices are in PySCF's AO order (``equinet.chem.BasisLayout`` maps them to
+equinet's irreps order); the density matrix is the total one, ``tr(D S) = N``.
+For an open shell (``spin != 0``) the SCF is unrestricted and ``fock``, ``density_matrix``,
 ``orbital_energies`` and ``orbital_coefficients`` gain a leading axis of size 2
 (alpha, beta). ``df_coefficients`` (only when ``level.auxbasis`` is set) fit the
 total density in the Coulomb metric, see :func:`equinet.chem.density.fit_density`.
