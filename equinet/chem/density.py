@@ -201,7 +201,7 @@ def _evaluator(mol, density):
     """A function ``coords -> rho`` for a density matrix or an (coefficients, auxmol) pair."""
     from pyscf.dft import numint
 
-    if isinstance(density, tuple):
+    if isinstance(density, (tuple, list)) and len(density) == 2 and hasattr(density[1], "nao"):
         coefficients, auxmol = density
         coefficients = np.asarray(coefficients, dtype=np.float64)
         if coefficients.shape != (auxmol.nao,):

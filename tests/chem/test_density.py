@@ -69,6 +69,18 @@ def test_fit_in_chunks_and_of_spin_densities_is_the_same(water, fits):
         fit_density(mol, dm[:3, :3], JFIT)
 
 
+def test_eigen_solver_fallback_when_cholesky_fails(water, fits, monkeypatch):
+    import scipy.linalg
+
+    def refuse(*args, **kwargs):
+        raise scipy.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr(scipy.linalg, "cho_factor", refuse)
+    mol, dm = water
+    c, _ = fit_density(mol, dm, JFIT)
+    np.testing.assert_allclose(c, fits[JFIT][0], atol=1e-7)
+
+
 def test_aux_integrals_match_quadrature(fits, grid):
     coords, weights = grid
     for _, auxmol in fits.values():
@@ -122,7 +134,7 @@ def test_uniform_grid_layout_and_integral(water):
 def test_eval_density_in_chunks(water, fits, grid):
     mol, dm = water
     coords = grid[0][::7]
-    for density in (dm, fits[JKFIT]):
+    for density in (dm, fits[JKFIT], list(fits[JKFIT])):
         np.testing.assert_allclose(eval_density(mol, density, coords, max_memory_mb=1e-3),
                                    eval_density(mol, density, coords), atol=1e-14)
     with pytest.raises(ValueError, match="coefficients"):
