@@ -77,7 +77,7 @@ def atoms_to_arrays(atoms) -> Tuple[np.ndarray, np.ndarray]:
     return z, pos
 
 
-def atoms_to_mole(atoms, basis="def2-svp", charge: int = 0, spin: int = 0, **kwargs):
+def atoms_to_mole(atoms, basis, charge: int = 0, spin: int = 0, **kwargs):
     """A built PySCF ``Mole`` with the atoms of an ASE ``Atoms`` (Angstrom).
 
     Parameters

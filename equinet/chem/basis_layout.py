@@ -213,6 +213,7 @@ class BasisLayout:
         starts = np.cumsum([0] + [irreps.dim for irreps in self.atom_irreps])
         self.atom_slices = tuple(slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:]))
         self._groups, self._inverse = _plan(self.irreps)
+        self._cache = {}
 
     @property
     def natm(self) -> int:
@@ -251,18 +252,43 @@ class BasisLayout:
         if a.shape[-1] != self.nao:
             raise ValueError(f"expected the AO axis to have size nao={self.nao}, "
                              f"got shape {tuple(a.shape)}")
+        groups, inverse = self._constants(a)
         parts = []
-        is_tensor = torch.is_tensor(a)
-        for index, n, width, m in self._groups:
-            block = a[..., torch.from_numpy(index) if is_tensor else index]
+        for index, n, width, m in groups:
+            block = a[..., index]
             if m is not None:
-                m = _like(m if forward else m.T, block)
-                block = block.reshape(tuple(block.shape[:-1]) + (n, width)) @ m.T
+                # rows of block are c^T, so c' = M c is c^T M^T
+                block = block.reshape(tuple(block.shape[:-1]) + (n, width)) @ (m.T if forward
+                                                                                else m)
                 block = block.reshape(tuple(block.shape[:-2]) + (n * width,))
             parts.append(block)
-        if is_tensor:
-            return torch.cat(parts, -1)[..., torch.from_numpy(self._inverse)]
-        return np.concatenate(parts, -1)[..., self._inverse]
+        if torch.is_tensor(a):
+            return torch.cat(parts, -1)[..., inverse]
+        return np.concatenate(parts, -1)[..., inverse]
+
+    def _constants(self, a):
+        """Index arrays and M_l in the array type, dtype and device of ``a``, made once each."""
+        key = (type(a), a.dtype, getattr(a, "device", None))
+        cached = self._cache.get(key)
+        if cached is None:
+            if torch.is_tensor(a):
+                groups = [(torch.as_tensor(index, device=a.device), n, width,
+                           None if m is None else torch.as_tensor(m, dtype=a.dtype,
+                                                                  device=a.device))
+                          for index, n, width, m in self._groups]
+                cached = groups, torch.as_tensor(self._inverse, device=a.device)
+            else:
+                groups = [(index, n, width, None if m is None else m.astype(a.dtype))
+                          for index, n, width, m in self._groups]
+                cached = groups, self._inverse
+            self._cache[key] = cached
+        return cached
+
+    def __getstate__(self):
+        # the per-device constants are rebuilt on use: a pickled layout holds no GPU tensors
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        return state
 
 
 def transform_matrix(a, rows: Optional[BasisLayout], cols: Optional[BasisLayout],
@@ -319,12 +345,6 @@ def _as_array(a):
     return a
 
 
-def _like(m: np.ndarray, a):
-    if torch.is_tensor(a):
-        return torch.as_tensor(m, dtype=a.dtype, device=a.device)
-    return m.astype(a.dtype, copy=False)
-
-
 def _shells_to_irreps(shells: Sequence[Tuple[int, int]]) -> Irreps:
     merged: List[List[int]] = []
     for l, nctr in shells:
@@ -345,7 +365,7 @@ def _plan(irreps: Irreps):
     groups, order = [], []
     for l in sorted(positions):
         index = np.concatenate(positions[l])
-        m = None if l <= 1 else np.array(pyscf_to_equinet_matrix(l))  # writable: torch shares it
+        m = None if l <= 1 else np.array(pyscf_to_equinet_matrix(l))  # writable: torch may share it
         groups.append((index, len(index) // (2 * l + 1), 2 * l + 1, m))
         order.append(index)
     inverse = np.empty(offset, dtype=np.int64)

@@ -63,7 +63,7 @@ def test_unknown_element_is_named():
     with pytest.raises(ValueError, match="atom 1 has atomic number 0"):
         atoms_to_arrays(ase.Atoms(numbers=[8, 0], positions=np.zeros((2, 3))))
     with pytest.raises(ValueError, match="not an element"):
-        atoms_to_mole(ase.Atoms(numbers=[0], positions=np.zeros((1, 3))))
+        atoms_to_mole(ase.Atoms(numbers=[0], positions=np.zeros((1, 3))), basis="sto-3g")
 
 
 @pytest.mark.filterwarnings("ignore:Basis may be available")

@@ -4,6 +4,8 @@ For every basis a real calculation uses, ``to_equinet(A(R x)) == D(R) to_equinet
 for AO matrices and ``c(R x) == D(R) c(x)`` for vectors, with D from
 ``layout.irreps.D_from_matrix(R)``.
 """
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -241,6 +243,10 @@ def test_torch_in_torch_out(fcon_layout):
     torch.testing.assert_close(back, v32, atol=1e-5, rtol=0)
     v_np = np.zeros(layout.nao, dtype=np.float32)
     assert layout.to_equinet(v_np, kind="vector").dtype == np.float32
+    z = np.random.default_rng(1).normal(size=(layout.nao, 2)) @ np.array([1.0, 1.0j])
+    np.testing.assert_allclose(layout.to_equinet(z, kind="vector"), m.numpy() @ z, atol=1e-13)
+    clone = pickle.loads(pickle.dumps(layout))  # e.g. into DataLoader workers
+    torch.testing.assert_close(clone.to_equinet(a, kind="matrix"), out, atol=0, rtol=0)
 
 
 def test_bad_arguments(fcon_layout):
