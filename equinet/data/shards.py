@@ -3,23 +3,24 @@ r"""A :class:`torch.utils.data.Dataset` over a folder written by :func:`equinet.
 ``ds[i]`` is a dict of tensors for the ``i``-th labelled geometry (in geometry-index
 order; geometries that failed are absent):
 
-==========================  ===========================  ===============================
-key                         shape                        collated by :meth:`collate` as
-==========================  ===========================  ===============================
-``pos``                     ``[n, 3]`` Angstrom           per node
-``z``                       ``[n]`` int64                 per node
-``index``                   ``[]`` int64                  per graph: the geometry index
-``energy``                  ``[]`` Hartree                per graph
-``forces``                  ``[n, 3]`` Hartree/Angstrom   per node
-``dipole``                  ``[3]`` Debye                 per graph
-``scf_cycles``              ``[]`` int64                  per graph
-AO-sized labels             e.g. ``fock`` ``[nao, nao]``  per graph: stacked if every
-(``fock``, ``overlap``,                                   geometry has the same atoms,
-``density_matrix``,                                       else a list of tensors
-``orbital_energies``,
-``orbital_coefficients``,
-``df_coefficients``)
-==========================  ===========================  ===============================
+=================  ===============================  ====================================
+key                shape                            collated by :meth:`collate` as
+=================  ===============================  ====================================
+``pos``            ``[n, 3]`` Angstrom              per node
+``z``              ``[n]`` int64                    per node
+``index``          ``[]`` int64                     per graph: the geometry index
+``energy``         ``[]`` Hartree                   per graph
+``forces``         ``[n, 3]`` Hartree/Angstrom      per node
+``dipole``         ``[3]`` Debye                    per graph
+``scf_cycles``     ``[]`` int64                     per graph
+AO-sized labels    e.g. ``fock`` ``[nao, nao]``     per graph, see below
+=================  ===============================  ====================================
+
+The AO-sized labels (:data:`AO_LABELS`: ``fock``, ``overlap``, ``density_matrix``,
+``orbital_energies``, ``orbital_coefficients``, ``df_coefficients``) are stacked into
+``[B, ...]`` when every geometry of the folder has the same atoms (then they have the
+same shapes), and kept as lists of ``B`` tensors otherwise (``list_keys`` of
+:func:`equinet.graph.collate`).
 
 AO matrices are in PySCF's AO order (see :mod:`equinet.chem.labels`). The files are
 opened per item, so the dataset pickles to DataLoader workers and works with
@@ -146,6 +147,6 @@ class ShardDataset(torch.utils.data.Dataset):
         return [k for k in self.keys if k in AO_LABELS]
 
     def collate(self, items: Sequence[Dict[str, torch.Tensor]]) -> Batch:
-        """:func:`equinet.graph.collate` with this dataset's keys (a DataLoader's ``collate_fn``)."""
+        """:func:`equinet.graph.collate` with this dataset's keys (for ``collate_fn``)."""
         return collate(items, node_keys=self.node_keys, graph_keys=self.graph_keys,
                        list_keys=self.list_keys)
