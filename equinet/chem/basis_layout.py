@@ -97,7 +97,10 @@ def pyscf_to_equinet_matrix(l: int) -> np.ndarray:
     the same :math:`2l+1` dimensional space, so the linear solve is exact up to
     float rounding (checked, residual < 1e-11); the common positive scale of
     the two normalisations is then removed by taking the nearest orthogonal
-    matrix (polar decomposition). Cached per :math:`l`; read-only.
+    matrix (polar decomposition). Cached per :math:`l`; read-only. The tests check
+    it against PySCF's own real Wigner matrices (``pyscf.symm.Dmatrix``),
+    :math:`M_l D^{pyscf}_l(R) M_l^\top = D^{eq}_l(R)`, and against PySCF
+    integrals at rotated geometries.
 
     Parameters
     ----------

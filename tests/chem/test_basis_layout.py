@@ -70,6 +70,22 @@ def test_change_of_basis_is_orthogonal(l):
         m[0, 0] = 2.0  # the cached matrix is read-only
 
 
+@pytest.mark.parametrize("l", range(11))
+def test_change_of_basis_intertwines_pyscf_wigner_d(l):
+    """M_l D_pyscf(R) M_l^T = D_equinet(R): PySCF's own real Wigner D (pyscf.symm.Dmatrix)
+    is an oracle independent of the AO evaluation the map is derived from."""
+    from pyscf.symm import Dmatrix
+
+    angles = (0.3, 1.1, -0.7)
+    r = Dmatrix.Dmatrix(1, *angles, reorder_p=True)  # the rotation in (x, y, z)
+    d_pyscf = Dmatrix.Dmatrix(l, *angles, reorder_p=True)
+    d_equinet = o3.Irrep(l, (-1) ** l).D_from_matrix(torch.from_numpy(r)).numpy()
+    m = pyscf_to_equinet_matrix(l)
+    np.testing.assert_allclose(m @ d_pyscf @ m.T, d_equinet, atol=1e-13, rtol=0)
+    if l >= 2:
+        assert np.abs(d_pyscf - d_equinet).max() > 0.1
+
+
 def test_change_of_basis_rejects_bad_l():
     with pytest.raises(ValueError, match="l must be"):
         pyscf_to_equinet_matrix(-1)
