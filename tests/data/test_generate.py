@@ -141,6 +141,7 @@ def test_other_level_geometries_or_properties_are_refused(tmp_path):
     assert index.tolist() == [1] and failed == []
 
 
+@pytest.mark.filterwarnings("ignore:Basis may be available")
 def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="unknown properties"):
         generate(waters(1), LEVEL, tmp_path, properties=("energies",), progress=False)
