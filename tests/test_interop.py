@@ -228,3 +228,21 @@ def test_activations_free_of_e3nn(float64_default):
     assert all(p is not prelu.weight for p in ours.parameters())
     x = torch.randn(3, 4)
     torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_converted_modules_run_without_e3nn(tmp_path, float64_default):
+    """Saved, then loaded and run in a process where e3nn cannot be imported."""
+    theirs = torch.nn.Sequential(
+        e3nn_o3.Linear("2x0e + 1o", "4x0e + 2x1o"),
+        e3nn_nn.Gate("2x0e", [torch.tanh], "2x0e", [torch.sigmoid], "2x1o"),
+        e3nn_nn.NormActivation("2x0e + 2x1o", torch.sigmoid),
+        e3nn_nn.BatchNorm("2x0e + 2x1o").eval(),
+        e3nn_nn.ExtractIr("2x0e + 2x1o", "1o"))
+    x = torch.randn(3, 5)
+    torch.save({"model": from_e3nn(theirs), "x": x, "expected": theirs(x)}, tmp_path / "m.pt")
+    code = ("import sys; sys.modules['e3nn'] = None\n"  # any 'import e3nn' now fails
+            "import torch\n"
+            f"saved = torch.load({str(tmp_path / 'm.pt')!r}, weights_only=False)\n"
+            "torch.testing.assert_close(saved['model'](saved['x']), saved['expected'],\n"
+            "                           atol=1e-12, rtol=0)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
