@@ -21,6 +21,7 @@ import math
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..o3 import Irreps
+from ..o3.irrep import as_int
 
 __all__ = ["LinearInstruction", "linear_instructions", "weighted_instructions", "group_by_irrep"]
 
@@ -53,11 +54,14 @@ def _check_instructions(instructions, irreps_in: Irreps, irreps_out: Irreps):
         if len(ins) not in (2, 3):
             raise ValueError(f"Linear instruction {k} {tuple(ins)!r} must be (i_in, i_out) or "
                              "(i_in, i_out, path_weight)")
-        i_in, i_out = ins[0], ins[1]
-        for name, i, irreps in (("i_in", i_in, irreps_in), ("i_out", i_out, irreps_out)):
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(irreps):
+        indices = []
+        for name, i, irreps in (("i_in", ins[0], irreps_in), ("i_out", ins[1], irreps_out)):
+            index = as_int(i)  # numpy/torch integers (e.g. from np.argsort) count as ints
+            if index is None or not 0 <= index < len(irreps):
                 raise ValueError(f"Linear instruction {k} {tuple(ins)!r}: {name}={i!r} is out of "
                                  f"range for irreps {irreps} ({len(irreps)} entries)")
+            indices.append(index)
+        i_in, i_out = indices
         if irreps_in[i_in].ir != irreps_out[i_out].ir:
             raise ValueError(f"Linear instruction {k} {tuple(ins)!r}: input block "
                              f"{irreps_in[i_in]} and output block {irreps_out[i_out]} are not "

@@ -54,3 +54,17 @@ def test_bad_instructions_raise():
         _ours("2x0e", "3x0e + 1o", biases=[False, True])
     with pytest.raises(ValueError, match="biases has 1 entries"):
         _ours("2x0e", "3x0e + 1o", biases=[True])
+
+
+def test_numpy_and_torch_integer_indices_match_e3nn():
+    """e3nn accepts numpy/torch integers as instruction indices (e.g. from argsort)."""
+    import numpy as np
+    irreps_in, irreps_out = "2x0e + 3x1o + 0e", "3x0e + 2x1o + 2x0e"
+    plain = [(0, 2), (2, 0), (1, 1)]
+    mixed = [(np.int64(0), torch.tensor(2)), (np.int32(2), 0), (1, np.int64(1))]
+    theirs = e3nn_o3.Linear(irreps_in, irreps_out, instructions=mixed)
+    assert _ours(irreps_in, irreps_out, instructions=mixed) == _ours(
+        irreps_in, irreps_out, instructions=plain)
+    assert [(i.i_in, i.i_out) for i in theirs.instructions] == plain
+    with pytest.raises(ValueError, match="out of range"):
+        _ours(irreps_in, irreps_out, instructions=[(1.0, 1)])
