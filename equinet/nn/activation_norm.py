@@ -10,13 +10,28 @@ standard normal samples, drawn in float64 on the CPU from a generator seeded
 with 0), so that the constants, and hence the outputs of ported models, agree
 with e3nn's to the last bit. The estimate is within about 0.2% of the integral.
 """
-from typing import Callable
+import types
+from typing import Callable, Dict
 
 import torch
 
 __all__ = ["second_moment", "Normalize2Mom", "normalize2mom"]
 
 _NUM_SAMPLES = 1_000_000
+# Moments of torch's own functions (torch.tanh, F.silu, ...), which are stateless: a model
+# builds many activations of the same few functions, and each estimate is a pass over 1e6
+# samples. A user's function may read globals that change, so it is estimated every time.
+_MOMENTS: Dict[Callable, float] = {}
+
+
+def _is_torch_function(f: Callable) -> bool:
+    return (isinstance(f, (types.FunctionType, types.BuiltinFunctionType))
+            and (getattr(f, "__module__", None) or "").startswith("torch"))
+
+
+def _samples() -> torch.Tensor:
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    return torch.randn(_NUM_SAMPLES, generator=gen, dtype=torch.float64)
 
 
 def second_moment(f: Callable[[torch.Tensor], torch.Tensor]) -> float:
@@ -29,10 +44,14 @@ def second_moment(f: Callable[[torch.Tensor], torch.Tensor]) -> float:
     >>> round(second_moment(lambda z: z), 3)
     1.0
     """
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    z = torch.randn(_NUM_SAMPLES, generator=gen, dtype=torch.float64)
+    cached = _is_torch_function(f)
+    if cached and f in _MOMENTS:
+        return _MOMENTS[f]
     with torch.no_grad():
-        return float(f(z).pow(2).mean())
+        moment = float(f(_samples()).pow(2).mean())
+    if cached:
+        _MOMENTS[f] = moment
+    return moment
 
 
 class Normalize2Mom(torch.nn.Module):
