@@ -23,7 +23,7 @@ writes the results to ``out_dir``, which :class:`equinet.data.ShardDataset` read
     at the end of every run. They are also warned about; they are never kept silently.
 
 Workers are separate processes started with ``spawn`` (PySCF and torch do not fork
-safely), each with ``cpus // workers`` OpenMP threads. As with any ``spawn`` pool, a
+safely), each with ``cpus // workers`` OpenMP and BLAS threads. As with any ``spawn`` pool, a
 script that calls :func:`generate` with ``workers > 1`` needs an
 ``if __name__ == "__main__":`` guard.
 """
@@ -43,12 +43,10 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .._cache import atomic_write
+from .shards import FORMAT, FORMAT_VERSION, read_manifest, read_shard_index, shard_path
 
-__all__ = ["generate", "GenerationReport", "FolderMismatch", "geometry_hash", "as_geometries",
-           "read_manifest", "FORMAT"]
+__all__ = ["generate", "GenerationReport", "FolderMismatch", "geometry_hash", "as_geometries"]
 
-FORMAT = "equinet-shards"
-FORMAT_VERSION = 1
 DEFAULT_PROPERTIES = ("energy", "forces")
 
 
@@ -122,29 +120,6 @@ def geometry_hash(z: np.ndarray, pos: np.ndarray, level) -> str:
     h.update(np.ascontiguousarray(pos, dtype=np.float64).tobytes())
     h.update(json.dumps(level.as_dict(), sort_keys=True).encode())
     return h.hexdigest()[:32]
-
-
-def read_manifest(folder) -> dict:
-    """The ``manifest.json`` of a generated folder (``FileNotFoundError`` if none)."""
-    path = Path(folder) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} has no manifest.json: not a generated folder")
-    with open(path) as f:
-        manifest = json.load(f)
-    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format {manifest.get('format')!r} version "
-                         f"{manifest.get('version')!r}, expected {FORMAT!r} {FORMAT_VERSION}")
-    return manifest
-
-
-def shard_path(folder, shard: int) -> Path:
-    return Path(folder) / f"shard_{shard:06d}.npz"
-
-
-def read_shard_index(path) -> Tuple[np.ndarray, np.ndarray, List[dict]]:
-    """``(index, hash, failed)`` of one shard file, without reading its labels."""
-    with np.load(path) as f:
-        return f["index"], f["hash"], json.loads(str(f["failed"]))
 
 
 def _check_manifest(out: Path, manifest: dict) -> None:
@@ -224,8 +199,28 @@ def _label_shard(items, level, properties, labeller) -> dict:
     return arrays
 
 
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _thread_environment(threads: int):
+    """Set the thread counts in the environment the workers are spawned with.
+
+    BLAS libraries read them once, when numpy loads, before any initializer runs.
+    """
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in _THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _init_worker(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)
     from pyscf import lib
 
     lib.num_threads(threads)
@@ -374,8 +369,9 @@ def generate(geometries: Iterable, level, out_dir, *,
                     max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_init_worker, initargs=(threads,))
                 try:
-                    jobs = {pool.submit(_label_shard, items(s), level, properties, labeller): s
-                            for s in pending}
+                    with _thread_environment(threads):  # workers start on submit
+                        jobs = {pool.submit(_label_shard, items(s), level, properties,
+                                            labeller): s for s in pending}
                     for job in futures.as_completed(jobs):
                         finish(jobs[job], job.result())
                 finally:  # on Ctrl-C or an error: drop queued shards, keep written ones

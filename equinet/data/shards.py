@@ -24,18 +24,24 @@ same shapes), and kept as lists of ``B`` tensors otherwise (``list_keys`` of
 
 AO matrices are in PySCF's AO order (see :mod:`equinet.chem.labels`). The files are
 opened per item, so the dataset pickles to DataLoader workers and works with
-``DistributedSampler``.
+``DistributedSampler``. :func:`read_manifest` and :func:`read_shard_index` read the
+folder format (described in :mod:`equinet.data.generate`) without the labels.
 """
+import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..graph import Batch, collate
-from .generate import read_manifest, read_shard_index
 
-__all__ = ["ShardDataset", "NODE_LABELS", "FIXED_LABELS", "AO_LABELS"]
+__all__ = ["ShardDataset", "NODE_LABELS", "FIXED_LABELS", "AO_LABELS", "read_manifest",
+           "read_shard_index", "shard_path", "FORMAT"]
+
+#: ``manifest.json["format"]`` of a folder written by :func:`equinet.data.generate`.
+FORMAT = "equinet-shards"
+FORMAT_VERSION = 1
 
 #: Labels with one row per atom.
 NODE_LABELS = ("forces",)
@@ -44,6 +50,30 @@ FIXED_LABELS = ("energy", "dipole", "scf_cycles")
 #: Labels whose size follows the basis (the same shape only for the same atoms).
 AO_LABELS = ("fock", "overlap", "density_matrix", "orbital_energies",
              "orbital_coefficients", "df_coefficients")
+
+
+def read_manifest(folder) -> dict:
+    """The ``manifest.json`` of a generated folder (``FileNotFoundError`` if none)."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} has no manifest.json: not a generated folder")
+    with open(path) as f:
+        manifest = json.load(f)
+    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format {manifest.get('format')!r} version "
+                         f"{manifest.get('version')!r}, expected {FORMAT!r} {FORMAT_VERSION}")
+    return manifest
+
+
+def shard_path(folder, shard: int) -> Path:
+    """The file of shard number ``shard`` (geometries ``shard * shard_size`` onwards)."""
+    return Path(folder) / f"shard_{shard:06d}.npz"
+
+
+def read_shard_index(path) -> Tuple[np.ndarray, np.ndarray, List[dict]]:
+    """``(index, hash, failed)`` of one shard file, without reading its labels."""
+    with np.load(path) as f:
+        return f["index"], f["hash"], json.loads(str(f["failed"]))
 
 
 class ShardDataset(torch.utils.data.Dataset):
