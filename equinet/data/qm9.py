@@ -34,6 +34,7 @@ Examples
 >>> batch.num_graphs, batch.species.tolist(), batch.U0.shape
 (2, [8, 1, 1, 8, 1, 1], torch.Size([2]))
 """
+import hashlib
 import os
 import re
 import warnings
@@ -48,6 +49,7 @@ from ..graph import Batch, collate
 from . import _qm9_cache
 from ._qm9_cache import COLUMNS
 from .qm9_csv import QM9PACK_SIZE, csv_files, qm9pack_files, read_csv
+from .qm9_polar import polarizability_invariants, polarizability_matrix
 from .qm9_xyz import read_xyz, xyz_files
 
 __all__ = ["QM9", "PROPERTIES", "UNITS", "HARTREE_EV", "ATOMREF"]
@@ -113,9 +115,9 @@ class QM9(torch.utils.data.Dataset):
         files, one such ``.csv`` file, a folder of ``dsgdb9nsd_*.xyz`` files, or the
         ``dsgdb9nsd.xyz.tar.bz2`` archive.
     dtype : torch.dtype
-        Floating dtype of ``pos`` and ``polarizability`` (default ``torch.float32``). The
-        scalar properties are always float64: total energies of ~-400 Ha would lose meV
-        in float32.
+        Floating dtype of ``pos`` (default ``torch.float32``; the files have 10 decimals,
+        float64 keeps them). Properties are always float64: total energies of ~-400 Ha
+        would lose meV in float32.
     cache : bool
         Read and write the tensor cache (default). ``False`` parses the source every time.
 
@@ -128,8 +130,13 @@ class QM9(torch.utils.data.Dataset):
       the models expect),
     * ``index`` (int64 scalar, the QM9 id: ``dsgdb9nsd_<index>.xyz``),
     * the 12 :data:`PROPERTIES` as float64 scalars in :data:`UNITS`,
-    * ``polarizability`` ``[3, 3]`` (a0^3), only for sources that have it (qm9pack):
-      see :attr:`has_polarizability` and the section on its frame below.
+    * for sources with polarizability tensors (qm9pack; :attr:`has_polarizability`):
+      ``alpha_principal`` ``[3]`` (float64, a0^3, ascending eigenvalues) and
+      ``alpha_aniso`` (float64, a0^3, anisotropy), rotation invariants of the tensor
+      (:func:`equinet.data.qm9_polar.polarizability_invariants`; the isotropic part is
+      ``alpha``). The tensor itself is not given in the xyz frame: its frame could not be
+      established (see :mod:`equinet.data.qm9_polar`), so it is not rotated into the
+      molecule's coordinates; :meth:`polarizability_tensor` returns it as stored.
 
     Batch the dicts with :meth:`collate` (a ``collate_fn`` for a DataLoader), which
     declares ``z`` per-node and the properties per-graph to :func:`equinet.graph.collate`.
@@ -139,7 +146,7 @@ class QM9(torch.utils.data.Dataset):
     """
 
     node_keys = ("z",)
-    graph_keys = ("index",) + PROPERTIES + ("polarizability",)
+    graph_keys = ("index",) + PROPERTIES + ("alpha_principal", "alpha_aniso")
 
     def __init__(self, root: Optional[Union[str, os.PathLike]] = None,
                  source: Union[str, os.PathLike] = "qm9pack", dtype: torch.dtype = torch.float32,
@@ -150,7 +157,8 @@ class QM9(torch.utils.data.Dataset):
         if cache:
             fp = f"{kind}:" + _qm9_cache.fingerprint(files, contents)
             folder = Path(root) if root is not None else cache_dir("qm9")
-            name = _qm9_cache.fingerprint([Path(os.path.abspath(files[0]))], False)[:16]
+            where = files[0].parent if kind == "qm9pack" else Path(source)
+            name = hashlib.sha256(os.path.abspath(where).encode()).hexdigest()[:16]
             path = folder / f"{kind}-{name}.pt"
             try:
                 arrays = _qm9_cache.load(path, fp)
@@ -170,12 +178,12 @@ class QM9(torch.utils.data.Dataset):
         self._z = arrays["z"].long()
         self._pos = arrays["pos"].to(dtype)
         self._props = {k: arrays["props"][:, j] for j, k in enumerate(COLUMNS)}
+        self._targets = torch.stack([self._props[k] for k in PROPERTIES], 1)
         polar = arrays["polar"]
         self.has_polarizability = bool(polar.numel()) and not bool(torch.isnan(polar).all())
         if self.has_polarizability:
-            from .qm9_polar import polarizability_xyz
-            self._polar = polarizability_xyz(polar, arrays["pos"], arrays["z"],
-                                             arrays["ptr"]).to(dtype)
+            inv = polarizability_invariants(polar)
+            self._alpha_principal, self._alpha_aniso = inv["principal"], inv["aniso"]
 
     def __len__(self) -> int:
         return len(self._a["index"])
@@ -187,12 +195,15 @@ class QM9(torch.utils.data.Dataset):
         if not 0 <= i < len(self):
             raise IndexError(f"molecule {i} out of range for QM9 of {len(self)} molecules")
         s, e = int(self._a["ptr"][i]), int(self._a["ptr"][i + 1])
-        z = self._z[s:e]
-        out = {"pos": self._pos[s:e], "z": z, "species": z, "index": self._a["index"][i]}
-        for key in PROPERTIES:
-            out[key] = self._props[key][i]
+        # copies, not views: a view would carry the whole data set's storage along
+        # (e.g. into a DataLoader worker's shared memory)
+        z = self._z[s:e].clone()
+        out = {"pos": self._pos[s:e].clone(), "z": z, "species": z,
+               "index": self._a["index"][i].clone()}
+        out.update(zip(PROPERTIES, self._targets[i].clone().unbind()))
         if self.has_polarizability:
-            out["polarizability"] = self._polar[i]
+            out["alpha_principal"] = self._alpha_principal[i].clone()
+            out["alpha_aniso"] = self._alpha_aniso[i].clone()
         return out
 
     @classmethod
@@ -220,6 +231,14 @@ class QM9(torch.utils.data.Dataset):
     def mulliken(self, i: int) -> torch.Tensor:
         """Mulliken charges (e) of molecule ``i``, float64 ``[n]``."""
         return self._a["mulliken"][self._a["ptr"][i]:self._a["ptr"][i + 1]]
+
+    def polarizability_tensor(self, i: int) -> torch.Tensor:
+        """qm9pack's 3x3 tensor (a0^3, float64) of molecule ``i`` in its own frame.
+
+        Not the xyz frame of ``pos``, and not rotatable into it (unknown axis signs):
+        use only its rotation invariants with the coordinates. NaN without a tensor.
+        """
+        return polarizability_matrix(self._a["polar"][i])
 
     def smiles(self, i: int) -> str:
         """The GDB SMILES string of molecule ``i``."""

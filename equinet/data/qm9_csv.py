@@ -23,7 +23,7 @@ Examples
 >>> with open(os.path.join(folder, "qm9_part1.csv"), "w") as f:
 ...     _ = f.write(",".join(HEADER) + "\n" + row + "\n")
 >>> arrays = read_csv(folder)
->>> arrays["index"].tolist(), arrays["z"].tolist(), arrays["props"][0, 10]
+>>> arrays["index"].tolist(), arrays["z"].tolist(), float(arrays["props"][0, 10])
 ([3], [8, 1, 1], -76.404702)
 """
 import csv
