@@ -4,9 +4,9 @@ Geometries and 15 properties at B3LYP/6-31G(2df,p) for molecules of up to nine h
 atoms (C, N, O, F). :class:`QM9` reads them from the CSV files shipped in the PyPI
 package ``qm9pack`` (default; see :mod:`equinet.data.qm9_csv`), or from the original
 ``dsgdb9nsd_*.xyz`` files / ``dsgdb9nsd.xyz.tar.bz2`` archive (:mod:`equinet.data.qm9_xyz`).
-The first load parses the source (about 10 s for qm9pack's 230 MB) into a tensor cache
-under ``$EQUINET_CACHE/qm9`` (:mod:`equinet.data._qm9_cache`); later loads read the
-cache (about a second) after checking it against the source's sha256.
+The first load parses the source (about 12 s for qm9pack's 230 MB on a busy 2-core
+machine) into a tensor cache under ``$EQUINET_CACHE/qm9`` (:mod:`equinet.data._qm9_cache`);
+later loads read the cache (about a second) after checking it against the source's sha256.
 
 Units are those of the files (:data:`UNITS`); :meth:`QM9.convert` converts, e.g. Hartree
 to eV with CODATA 2018 :math:`E_h = 27.211386245988` eV.
@@ -41,7 +41,6 @@ import warnings
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 
 from .._cache import cache_dir

@@ -1,21 +1,18 @@
 """QM9: the qm9pack CSV format, the raw xyz format (folder and tar.bz2), the cache, splits."""
-import bz2
 import importlib.util
 import io
-import os
 import tarfile
 import time
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
 from equinet.data import QM9, qm9_csv, qm9_xyz
 from equinet.data import _qm9_cache
 
-# Three real QM9 molecules (ids 1, 3, 5) and an invented linear one (id 21): symbol, x, y, z, Mulliken charge; line-2
-# properties; polarizability (xx, xy, yy, xz, yz, zz) as in qm9pack.
+# Three real QM9 molecules (ids 1, 3, 5) and an invented linear one (id 21): symbol, x, y, z,
+# Mulliken charge per atom; the 15 line-2 properties; polarizability (xx, xy, yy, xz, yz, zz).
 MOLECULES = [
     (1, "C", [("C", -0.0126981359, 1.0858041578, 0.0080009958, -0.535689),
               ("H", 0.002150416, -0.0060313176, 0.0019761204, 0.133921),
@@ -354,3 +351,10 @@ def test_items_are_copies(tmp_path, cache):
     assert ds[-1]["index"].item() == 21
     with pytest.raises(IndexError):
         ds[4]
+
+
+def test_default_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("EQUINET_CACHE", str(tmp_path / "home-cache"))
+    (tmp_path / "src").mkdir()
+    QM9(source=write_csv(tmp_path / "src"))
+    assert len(list((tmp_path / "home-cache" / "qm9").glob("csv-*.pt"))) == 1
