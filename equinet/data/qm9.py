@@ -179,10 +179,13 @@ class QM9(torch.utils.data.Dataset):
         self._props = {k: arrays["props"][:, j] for j, k in enumerate(COLUMNS)}
         self._targets = torch.stack([self._props[k] for k in PROPERTIES], 1)
         polar = arrays["polar"]
-        self.has_polarizability = bool(polar.numel()) and not bool(torch.isnan(polar).all())
+        known = ~torch.isnan(polar).any(-1)  # molecules missing from the tensor file: NaN
+        self.has_polarizability = bool(known.any())
         if self.has_polarizability:
-            inv = polarizability_invariants(polar)
-            self._alpha_principal, self._alpha_aniso = inv["principal"], inv["aniso"]
+            inv = polarizability_invariants(polar[known])
+            self._alpha_principal = torch.full((len(polar), 3), float("nan"), dtype=torch.float64)
+            self._alpha_aniso = torch.full((len(polar),), float("nan"), dtype=torch.float64)
+            self._alpha_principal[known], self._alpha_aniso[known] = inv["principal"], inv["aniso"]
 
     def __len__(self) -> int:
         return len(self._a["index"])

@@ -204,6 +204,17 @@ def test_missing_sources(tmp_path, cache):
         QM9(root=cache, source=tmp_path / "odd.txt")
 
 
+def test_partial_polarizability_file(tmp_path, cache):
+    (tmp_path / "src").mkdir()
+    src = write_csv(tmp_path / "src")
+    polar = src / "qm9_polarizability.csv"
+    lines = polar.read_text().splitlines()
+    polar.write_text("\n".join(lines[:2] + lines[3:]) + "\n")  # drop molecule 3
+    ds = QM9(root=cache, source=src)
+    assert ds.has_polarizability and torch.isnan(ds[1]["alpha_aniso"])
+    assert torch.isnan(ds[1]["alpha_principal"]).all() and not torch.isnan(ds[0]["alpha_aniso"])
+
+
 def test_truncated_csv(tmp_path, cache):
     (tmp_path / "src").mkdir()
     src = write_csv(tmp_path / "src", parts=1, polar=False)
