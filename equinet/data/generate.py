@@ -322,9 +322,9 @@ def generate(geometries: Iterable, level, out_dir, *,
     with _folder_lock(out):
         for stale in out.glob(".shard_*.tmp"):  # left by a killed run; we hold the lock
             stale.unlink()
+        if geoms:   # a wrong basis or charge fails here, not N times, and writes nothing
+            level.build_mole(*geoms[0])
         _check_manifest(out, manifest)
-        if geoms:
-            level.build_mole(*geoms[0])   # a wrong basis or charge fails here, not N times
         _write_metadata(out, level, properties)
         n_shards = -(-len(geoms) // shard_size)
         pending, done = [], 0

@@ -150,3 +150,4 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="basis"):
         generate(waters(1), LevelOfTheory("HF", "no-such-basis"), tmp_path / "b",
                  progress=False)
+    assert not (tmp_path / "b" / "manifest.json").exists()   # the folder is still free
