@@ -17,6 +17,16 @@ polynomials (``normalize=False``, the origin included); with ``normalize=True`` 
 the gradient at :math:`u = x/|x|`, projected, :math:`\nabla_x = (1 - u u^T) \nabla_u / |x|`
 (and 0 at the origin).
 
+Extreme lengths. :math:`|x|^2` overflows (float32: :math:`|x| \gtrsim 10^{19}`) or underflows
+(:math:`|x| \lesssim 10^{-19}`) long before :math:`x` does, which gave wrong directions or
+zeros. So ``normalize=True`` first divides :math:`x` by its largest component :math:`m`
+(clamped to the smallest normal number, so that the zero vector stays 0 and subnormal inputs
+stay in range): :math:`u = x_s / |x_s|`, :math:`x_s = x / m`, with :math:`1 \le |x_s|^2 \le 3`
+for every nonzero normal :math:`x`. The direction is exact for every finite nonzero
+:math:`x`, and :math:`1/|x| = (1/|x_s|)(1/m)` is applied to gradients as two factors, so that
+they are finite wherever the exact value is (beyond that they are :math:`\pm\infty`, never
+NaN).
+
 :func:`reference` evaluates the same recurrence with out-of-place ops, so that autograd
 differentiates it to any order; the double backward uses it.
 """
@@ -58,10 +68,18 @@ def _chunk(n: int, rows: int, x: torch.Tensor) -> int:
     return max(1, min(n, size))
 
 
-def _load_unit(x_chunk, u, r2, mask):
-    """``u <- x_chunk^T`` and ``r2 <- |x|^2``; with ``mask``: ``u`` normalized, ``r2 <- 1/|x|``,
-    ``mask <- [x != 0]`` (the zero vector gives ``u = 0``)."""
+def _load_unit(x_chunk, u, r2, mask, inv_max=None):
+    """``u <- x_chunk^T`` and ``r2 <- |x|^2``; with ``mask``: ``u`` normalized, ``r2 <-
+    1/|x_s|`` and ``inv_max <- 1/m`` (``1/|x| = r2 * inv_max``, module docstring), ``mask <-
+    [x != 0]`` (the zero vector gives ``u = 0``)."""
     torch.mm(_eye3(u.dtype, u.device), x_chunk.T, out=u)  # BLAS transposes faster than copy_
+    if mask is not None:  # x_s = x / max|x_k|: its square neither overflows nor underflows
+        # row by row: amax over the 3 rows is several times slower than these 5 passes
+        torch.abs(u[0], out=inv_max)
+        torch.maximum(inv_max, torch.abs(u[1], out=mask), out=inv_max)
+        torch.maximum(inv_max, torch.abs(u[2], out=mask), out=inv_max)
+        inv_max.clamp_min_(torch.finfo(u.dtype).tiny).reciprocal_()
+        u.mul_(inv_max)
     torch.mul(u[0], u[0], out=r2)
     r2.addcmul_(u[1], u[1]).addcmul_(u[2], u[2])
     if mask is not None:
@@ -109,11 +127,12 @@ def _select(lmax: int, rows: Optional[torch.Tensor], scale: torch.Tensor) -> tor
     return select
 
 
-def _harmonic_rows(b, x_chunk, lmax, normalize, t, r2, mask, z2, w_rows):
+def _harmonic_rows(b, x_chunk, lmax, normalize, t, r2, mask, z2, w_rows, inv_max):
     """``b[:(lmax+1)^2] <- Yhat`` of degrees ``1..lmax`` (row 0 is 1, set by the caller) for the
-    samples ``x_chunk``; ``b`` has at least 4 rows. ``r2, mask`` as in :func:`_load_unit`."""
+    samples ``x_chunk``; ``b`` has at least 4 rows. ``r2, mask, inv_max`` as in
+    :func:`_load_unit`."""
     u = b[1:4]  # Yhat_1 = (x, y, z)
-    _load_unit(x_chunk, u, r2, mask if normalize else None)
+    _load_unit(x_chunk, u, r2, mask if normalize else None, inv_max)
     if lmax < 2:
         return u
     yv, z, xv = u[0], u[1], u[2]
@@ -133,9 +152,10 @@ def _harmonic_rows(b, x_chunk, lmax, normalize, t, r2, mask, z2, w_rows):
 
 
 def _row_scratch(tag, rows, size, lmax, dtype, device, extra=()):
-    """Scratch for :func:`_harmonic_rows` (``rows >= 4`` of them) plus ``extra`` shapes."""
-    views = _scratch(tag, [(max(rows, 4), size), (size,), (size,), (size,)] + list(extra),
-                     dtype, device)
+    """Scratch for :func:`_harmonic_rows` (``rows >= 4`` of them; then ``r2, mask, z2,
+    inv_max``) plus ``extra`` shapes."""
+    views = _scratch(tag, [(max(rows, 4), size), (size,), (size,), (size,), (size,)]
+                     + list(extra), dtype, device)
     views[0][0].fill_(1.0)
     w_rows = None
     if lmax >= 3:
@@ -155,14 +175,15 @@ def forward(x: torch.Tensor, lmax: int, normalize: bool, rows: Optional[torch.Te
     t = tables(lmax, x.dtype, x.device)
     dim = (lmax + 1) ** 2
     size = _chunk(n_total, dim, x)
-    (buf, r2, mask, z2), w_rows = _row_scratch("forward", dim, size, lmax, x.dtype, x.device)
+    (buf, r2, mask, z2, inv_max), w_rows = _row_scratch("forward", dim, size, lmax, x.dtype,
+                                                         x.device)
     # Few components: transpose, select and scale by one matrix product.
     select = _select(lmax, rows, scale) if dim <= SMALL_TRANSPOSE else None
     for i in range(0, n_total, size):
         n = min(size, n_total - i)
         b = buf[:, :n]
         _harmonic_rows(b, x[i:i + n], lmax, normalize, t, r2[:n], mask[:n], z2[:n],
-                       None if w_rows is None else w_rows[:, :n])
+                       None if w_rows is None else w_rows[:, :n], inv_max[:n])
         if select is not None:
             torch.mm(b[:dim].T, select, out=out[i:i + n])
         else:
@@ -190,13 +211,13 @@ def backward(x: torch.Tensor, grad: torch.Tensor, lmax: int, normalize: bool,
     t = tables(max(lmax - 1, 1), x.dtype, x.device)
     size = _chunk(n_total, 4 * lower + (dim if rows is not None else 0), x)
     extra = [(3 * lower, size), (size,), (3, size)] + ([(size, dim)] if rows is not None else [])
-    (yb, r2, mask, z2, prod, dot, g3, *g_full), w_rows = _row_scratch(
+    (yb, r2, mask, z2, inv_max, prod, dot, g3, *g_full), w_rows = _row_scratch(
         "backward", lower, size, lmax - 1, x.dtype, x.device, extra)
     for i in range(0, n_total, size):
         n = min(size, n_total - i)
         y = yb[:, :n]
         u = _harmonic_rows(y, x[i:i + n], lmax - 1, normalize, t, r2[:n], mask[:n], z2[:n],
-                           None if w_rows is None else w_rows[:, :n])
+                           None if w_rows is None else w_rows[:, :n], inv_max[:n])
         g_chunk = grad[i:i + n]
         if rows is not None:
             g_chunk = g_full[0][:n].zero_().index_add_(1, rows, g_chunk * scale)
@@ -212,7 +233,11 @@ def backward(x: torch.Tensor, grad: torch.Tensor, lmax: int, normalize: bool,
         if normalize:  # tangential part, over |x| (0 at the origin)
             torch.mul(g[0], u[0], out=dot[:n]).addcmul_(g[1], u[1]).addcmul_(g[2], u[2])
             g.addcmul_(u, dot[:n], value=-1.0).mul_(r2[:n].mul_(mask[:n]))
-        torch.mm(g.T, _eye3(x.dtype, x.device), out=result[i:i + n])
+            # 1/|x| as two factors: their product may overflow where g is 0 (inf * 0 = NaN)
+            g.mul_(inv_max[:n])
+        # a copy, not a product with the identity: an infinite gradient (|x| so small that
+        # 1/|x| overflows) would give inf * 0 = NaN in the other components
+        result[i:i + n].copy_(g.T)
     return result
 
 
@@ -227,13 +252,24 @@ def _direction_sum(lmax: int, dtype: torch.dtype, device: torch.device) -> torch
     return s.to(device)
 
 
+def inverse_max(x: torch.Tensor) -> torch.Tensor:
+    """``[N, 1]``: ``1 / max_k |x_k|`` per sample, the largest component clamped to the smallest
+    normal number (zero vectors stay 0 when scaled; subnormal ones become normal); no graph."""
+    with torch.no_grad():
+        return x.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny).reciprocal()
+
+
 def reference(x: torch.Tensor, lmax: int, normalize: bool, rows: Optional[torch.Tensor],
               scale: torch.Tensor) -> torch.Tensor:
     """``scale[c] * Yhat[rows[c]](x)`` for ``x`` of shape ``[N, 3]``, from out-of-place ops.
 
-    The gradient at the zero vector is 0 when normalizing (as in the kernels).
+    The gradient at the zero vector is 0 when normalizing (as in the kernels). Normalizing
+    divides by the largest component first (module docstring); that factor is a constant for
+    autograd, exactly so: ``x / |x|`` does not depend on it.
     """
     t = tables(max(lmax, 2), x.dtype, x.device)
+    if normalize:
+        x = x * inverse_max(x)
     r2 = (x * x).sum(-1)
     if normalize:
         nonzero = r2 > 0

@@ -123,11 +123,21 @@ class _SphericalHarmonicsGrad(torch.autograd.Function):
             return (torch.zeros_like(x) if need_x else None,
                     torch.zeros_like(grad) if need_g else None, None, None, None, None)
         create_graph = torch.is_grad_enabled()
+        # Normalizing, Y(x) = Y(s x) for s > 0, so the gradient is s G(s x) and the wanted
+        # derivatives are s^2 (d/dx) and s (d/dg) of <ggx, G(s x)>: evaluated at s x of unit
+        # scale (s = 1/max|x_k|), with s applied last, one factor at a time, they are finite
+        # wherever the exact values are, and +-inf (not NaN: inf - inf inside the autograd of
+        # the recurrence) beyond. Not when a graph of this derivative is wanted (third order).
+        inv_max = None
         with torch.enable_grad():
             # Detached leaves unless a graph of this derivative is wanted (third order).
             xr, gr = x, grad
             if not (create_graph and x.requires_grad):
-                xr = x.detach().requires_grad_(True)
+                if ctx.layout[1]:
+                    inv_max = kernels.inverse_max(x)
+                    xr = (x.detach() * inv_max).requires_grad_(True)
+                else:
+                    xr = x.detach().requires_grad_(True)
             if not (create_graph and grad.requires_grad):
                 gr = grad.detach().requires_grad_(need_g)
             y = kernels.reference(xr, *ctx.layout)
@@ -139,6 +149,9 @@ class _SphericalHarmonicsGrad(torch.autograd.Function):
                                                allow_unused=True))
         dx = (got.pop(0) if need_x else None)
         dg = (got.pop(0) if need_g else None)
+        if inv_max is not None:
+            dx = None if dx is None else dx * inv_max * inv_max
+            dg = None if dg is None else dg * inv_max
         if need_x and dx is None:
             dx = torch.zeros_like(x)
         if need_g and dg is None:
@@ -164,7 +177,11 @@ def spherical_harmonics(
         computed in float32).
     normalize : bool
         Evaluate on :math:`x / |x|` (the harmonics of the direction). The zero vector then gives
-        :math:`Y^0` alone (all :math:`l > 0` components 0, as e3nn) with zero gradient.
+        :math:`Y^0` alone (all :math:`l > 0` components 0, as e3nn) with zero first and second
+        derivatives. Every other finite :math:`x`, subnormal to the largest float, gives its
+        exact direction (:math:`|x|^2` is never formed unscaled); the derivatives are those at
+        unit length over :math:`|x|` (:math:`|x|^2`), finite wherever that value is, else
+        :math:`\pm\infty`, never NaN.
         Without it the result is the homogeneous polynomial, :math:`|x|^l Y^l(x/|x|)`.
     normalization : {"integral", "component", "norm"}
         On the unit sphere: ``"component"``: :math:`\|Y^l(x)\|^2 = 2l+1` (each component has

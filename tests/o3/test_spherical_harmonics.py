@@ -282,3 +282,56 @@ def test_inference_mode_then_no_grad():
     with torch.no_grad():
         again = spherical_harmonics([0, 1, 2, 3], x, True)
     torch.testing.assert_close(again, first.clone(), atol=0, rtol=0)
+
+
+def _derivatives(ls, x, weight):
+    """Values, first and second derivatives (of random projections) of the normalized SH."""
+    x = x.clone().requires_grad_()
+    y = spherical_harmonics(ls, x, True, "component")
+    (g,) = torch.autograd.grad((y * weight).sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad((g * weight[:, :3]).sum(), x)
+    return y.detach(), g.detach(), gg
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_extreme_lengths(dtype):
+    """Lengths 10^k over the whole finite range of the dtype, subnormal to largest.
+
+    :math:`|x|^2` used to overflow or underflow (float32: wrong directions below ~1e-19,
+    zeros from 1e20; float64: below 1e-155 and above 1e160, NaN second derivatives). The
+    direction is computed exactly now: the values equal those at the same direction scaled
+    by a power of two into [1/2, 1) (exact, in float64), and the derivatives are those times
+    2^-e and 2^-2e (degree 0 homogeneity), wherever that exact value is a normal number of the
+    dtype; beyond, they are +-inf (or 0), never NaN.
+    """
+    ls = [0, 1, 2, 3, 6]
+    info = torch.finfo(dtype)
+    g = torch.Generator().manual_seed(0)
+    direction = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    weight = torch.randn(4, sum(2 * l + 1 for l in ls), generator=g, dtype=torch.float64)
+    first = math.floor(math.log10(info.smallest_normal * info.eps))  # smallest subnormal
+    lengths = [10.0 ** k for k in range(first, math.floor(math.log10(info.max)) + 1)]
+    x = (direction[None] * torch.tensor(lengths, dtype=torch.float64)[:, None, None]).to(dtype)
+    x = x.reshape(-1, 3)
+    x = x[(x != 0).any(-1)]  # the shortest lengths round some directions to zero
+    w = weight.repeat(len(lengths), 1)[: len(x)].to(dtype)
+    exponent = torch.frexp(x.abs().amax(-1, keepdim=True))[1]
+    y, g1, g2 = _derivatives(ls, x, w)
+    y_unit, g1_unit, g2_unit = _derivatives(ls, torch.ldexp(x.double(), -exponent), w.double())
+
+    tol = {torch.float32: 2e-6, torch.float64: 1e-14}[dtype]
+    torch.testing.assert_close(y.double(), y_unit, atol=tol, rtol=0)
+    for order, ours, unit in ((1, g1, g1_unit), (2, g2, g2_unit)):
+        # log2 of the largest exact derivative of each sample
+        log2 = unit.abs().amax(-1, keepdim=True).log2() - order * exponent
+        representable = ((log2 > math.log2(info.smallest_normal) + 8)
+                         & (log2 < math.log2(info.max) - 1)).squeeze(-1)
+        assert not ours.isnan().any()
+        assert ours[representable].isfinite().all()
+        scaled = torch.ldexp(ours[representable].double(), order * exponent[representable])
+        size = unit[representable].abs().amax(-1, keepdim=True)
+        assert ((scaled - unit[representable]).abs() / size).max() < 100 * tol, order
+    # the whole range was covered: representable first derivatives from the smallest normal
+    # lengths up to the largest
+    assert len(x) > 4 * (len(lengths) - 2)
