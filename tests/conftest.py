@@ -1,6 +1,18 @@
 """Shared fixtures for the equinet test-suite."""
+import warnings
+
 import pytest
 import torch
+
+# torch.compile's inductor imports torch.utils.mkldnn, whose classes use the deprecated
+# ``torch.jit.script_method`` at import time: a DeprecationWarning from torch itself, the
+# first time any test compiles (equinet and its tests use no TorchScript). Import it once
+# here with just that warning silenced, so that every other deprecation still shows (and
+# setup.cfg needs no blanket TorchScript filter).
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", r"`torch\.jit\.script_method` is deprecated",
+                            DeprecationWarning)
+    import torch.utils.mkldnn  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
