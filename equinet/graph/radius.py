@@ -180,6 +180,7 @@ def _check_coordinates(pos: torch.Tensor, limit: float) -> None:
         return
     if pos.numel() == 0:
         return
+    pos = pos.detach()
     if not bool(torch.isfinite(pos).all()):
         bad = (~torch.isfinite(pos)).any(dim=1).nonzero()[:, 0]
         raise ValueError(f"pos contains NaN or infinite values (point {int(bad[0])} is "

@@ -69,10 +69,19 @@ def _irreps_terms(irreps):
         return []
 
 
-@torch.compiler.assume_constant_result  # looked up when tracing, never traced into
-@functools.lru_cache(maxsize=256)
+@torch.compiler.assume_constant_result
 def _layout(degrees: tuple, normalization: str, dtype: torch.dtype, device: torch.device):
-    """Rows of the full ``0..lmax`` block that make the output (None: all), and their scales."""
+    """Rows of the full ``0..lmax`` block that make the output (None: all), and their scales.
+
+    Cached; a constant to ``torch.compile``, looked up when tracing (dynamo would trace
+    through an ``lru_cache`` wrapper, with a warning).
+    """
+    return _cached_layout(degrees, normalization, dtype, device)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_layout(degrees: tuple, normalization: str, dtype: torch.dtype,
+                   device: torch.device):
     lmax = max(degrees)
     scale = tables(lmax, torch.float64, torch.device("cpu")).scale
     if normalization == "integral":

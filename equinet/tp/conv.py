@@ -16,9 +16,9 @@ from typing import Optional, Sequence
 
 import torch
 
-from .kernels import resolve_backend
+from .kernels import reference as reference_kernels
 from .kernels.convolution import chunked_convolution, reference_convolution
-from .tensor_product import TensorProduct
+from .tensor_product import TensorProduct, _resolve_and_import
 
 __all__ = ["TensorProductConv", "check_index_range"]
 
@@ -193,17 +193,22 @@ class TensorProductConv(TensorProduct):
             # nothing couples the inputs to the output; the zeros still hang on the graph (with
             # zero gradients), so that autograd.grad of a sum over them does not fail
             return x.new_zeros(num_nodes, desc.dim_out) + _connected_zero(x, edge_attr, weight)
-        name = resolve_backend(self.backend, desc, x.device)
-        if name == "reference" or (not torch.compiler.is_compiling() and edge_src.shape[0] == 0):
+        # a constant to torch.compile (resolving imports modules, which dynamo cannot trace)
+        name = _resolve_and_import(self.backend, desc, str(x.device))
+        if torch.compiler.is_compiling() and name != "triton":
+            # The definition, gather, product (the reference einsums), index_add, in one
+            # graph that the compiler fuses: no chunk loop over a symbolic number of edges
+            # (nor a bound on it from the chunk size test), and no autograd.Function of the
+            # torch backend, whose backward dynamo cannot trace with dynamic shapes.
+            messages = reference_kernels.tensor_product(desc, x.index_select(0, edge_src),
+                                                        edge_attr, weight)
+            return x.new_zeros(num_nodes, desc.dim_out).index_add(0, edge_dst, messages)
+        if name == "reference" or edge_src.shape[0] == 0:
             # without edges the definition (gather, product, index_add) costs nothing and keeps
             # the zero output connected to x, edge_attr and the weights: forces and weight
             # gradients of isolated atoms are zeros, not "tensor not used in the graph" errors
             return reference_convolution(desc, x, edge_attr, weight, edge_src, edge_dst,
                                          num_nodes)
-        if name == "torch" and torch.compiler.is_compiling():
-            # one chunk: the chunk size test would put a bound on the symbolic number of edges
-            return reference_convolution(desc, x, edge_attr, weight, edge_src, edge_dst,
-                                         num_nodes, backend="torch")
         if name == "triton":
             from .kernels import triton as triton_kernels
             return triton_kernels.convolution(desc, x, edge_attr, weight, edge_src, edge_dst,

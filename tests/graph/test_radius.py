@@ -249,3 +249,37 @@ def test_bad_input():
         radius_graph(torch.full((2, 3), float("nan")), 1.0)
     with pytest.raises(ValueError, match="max_num_neighbors"):
         radius_graph(pos, 1.0, max_num_neighbors=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_overflowing_cutoff_is_named(dtype):
+    pos = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=dtype)
+    for r in [1e300, 2.0 * (torch.finfo(dtype).max / 16) ** 0.5]:
+        with pytest.raises(ValueError, match=rf"r_max = .* is too large for {dtype}: its square"):
+            radius_graph(pos, r)
+    if dtype == torch.float32:  # fine in float32 when its square fits
+        assert radius_graph(pos, 1e15)[0].shape == (2,)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_huge_finite_coordinates_are_named(dtype):
+    big = 1e300 if dtype == torch.float64 else 1e30
+    pos = torch.tensor([[0.0, 0.0, 0.0], [big, 0.0, 0.0]], dtype=dtype)
+    assert torch.isfinite(pos).all()
+    for cell in (None, 3.0 * torch.eye(3, dtype=dtype)):
+        with pytest.raises(ValueError, match=f"pos holds coordinates of magnitude up to .*"
+                                             f"too large for {dtype}"):
+            radius_graph(pos, 1.5, cell=cell)
+
+
+def test_nan_names_the_point():
+    pos = torch.zeros(3, 3)
+    pos[2, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(point 2 is"):
+        radius_graph(pos, 1.0)
+
+
+def test_cutoff_of_many_cell_widths_is_refused():
+    pos = torch.zeros(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="periodic images per atom, too many"):
+        radius_graph(pos, 1e100, cell=3.0 * torch.eye(3, dtype=torch.float64))
