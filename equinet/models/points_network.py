@@ -19,15 +19,23 @@ Given positions :math:`\vec r_i` and integer species :math:`z_i`:
 Everything is a smooth function of the positions, so energies
 (``irreps_out="0e"``, ``pool="sum"``) give forces by differentiation, and
 force training (a loss on the forces, hence a double backward) works.
+
+Crystals: with ``cell`` (and ``pbc``) the graph joins periodic images, and the
+edge vector of an edge with integer shift :math:`\mathbf S` is
+:math:`\vec r_\mathrm{dst} - \vec r_\mathrm{src} + \mathbf S A`. Deployed models
+(``torch.export``, AOTInductor, MD drivers) take the neighbour list as an input
+instead, ``edge_index`` and Cartesian ``edge_shift``, as NequIP's and MACE's
+LAMMPS/ASE interfaces do; see ``docs/deploy.rst``.
 """
 from typing import Callable, Optional, Sequence
 
 import torch
 
-from ..graph import radius_graph, scatter_mean, scatter_sum
+from ..graph import radius_graph
 from ..nn import BesselBasis, Gate, PointConvolution, PolynomialCutoff, safe_sqrt
 from ..o3 import Irrep, Irreps, spherical_harmonics
 from ..tp import Linear
+from ..tp.conv import check_index_range
 
 __all__ = ["PointsNetwork"]
 
@@ -87,6 +95,11 @@ class PointsNetwork(torch.nn.Module):
     >>> pos = torch.randn(5, 3)
     >>> net(pos, torch.tensor([0, 1, 1, 0, 1])).shape
     torch.Size([1, 1])
+
+    A crystal (periodic along the three lattice vectors, the rows of ``cell``):
+
+    >>> net(pos, torch.tensor([0, 1, 1, 0, 1]), cell=3.0 * torch.eye(3)).shape
+    torch.Size([1, 1])
     """
 
     def __init__(self, irreps_out, num_species: int, lmax: int = 2, cutoff: float = 5.0,
@@ -136,7 +149,7 @@ class PointsNetwork(torch.nn.Module):
         self.output = PointConvolution(irreps, self.irreps_out, self.irreps_sh, num_radial,
                                        **conv_options)
 
-    def _check_inputs(self, pos, species, batch):
+    def _check_inputs(self, pos, species, batch, num_graphs):
         if not isinstance(pos, torch.Tensor) or pos.dim() != 2 or pos.shape[1] != 3:
             raise ValueError(f"pos must be a tensor of shape [N, 3], got "
                              f"{tuple(pos.shape) if isinstance(pos, torch.Tensor) else type(pos)}")
@@ -152,23 +165,84 @@ class PointsNetwork(torch.nn.Module):
             raise ValueError(f"species must be an integer tensor of shape [{num}] (one per "
                              f"point), got {getattr(species, 'dtype', type(species))} of shape "
                              f"{tuple(getattr(species, 'shape', ()))}")
-        if num and (int(species.min()) < 0 or int(species.max()) >= self.num_species):
+        if torch.compiler.is_compiling():
+            # values are unknown while tracing: a runtime assertion inside the graph
+            torch._assert_async(((species >= 0) & (species < self.num_species)).all(),
+                                f"species must lie in [0, {self.num_species})")
+        elif num and (int(species.min()) < 0 or int(species.max()) >= self.num_species):
             raise ValueError(f"species must lie in [0, {self.num_species}), got values from "
                              f"{int(species.min())} to {int(species.max())}")
         if batch is None:
+            if num_graphs is not None and num_graphs != 1:
+                raise ValueError(f"num_graphs = {num_graphs} but no batch was given (one graph)")
+            # one graph, also when it has no points (a per-graph output of 0, e.g. an energy)
             return species.new_zeros(num, dtype=torch.long), 1
         if not isinstance(batch, torch.Tensor) or batch.shape != (num,) or \
                 batch.is_floating_point() or batch.dtype == torch.bool:
             raise ValueError(f"batch must be an integer tensor of shape [{num}], got "
                              f"{getattr(batch, 'dtype', type(batch))} of shape "
                              f"{tuple(getattr(batch, 'shape', ()))}")
+        batch = batch.long()
+        if torch.compiler.is_compiling():
+            torch._assert_async((batch[1:] >= batch[:-1]).all() & (batch >= 0).all(),
+                                "batch must be sorted (non-decreasing) and non-negative")
+            if num_graphs is None and self.pool is not None:
+                raise ValueError("under torch.compile / torch.export pass num_graphs with batch "
+                                 "(the number of graphs is a value of batch, unknown while "
+                                 "tracing)")
+            if num_graphs is not None:
+                torch._assert_async((batch < num_graphs).all(), "batch must be < num_graphs")
+            return batch, num_graphs
         if num and (bool((batch[1:] < batch[:-1]).any()) or int(batch[0]) < 0):
             raise ValueError("batch must be sorted (non-decreasing) and non-negative: the "
                              "points of each graph must be contiguous")
-        return batch.long(), (int(batch[-1]) + 1 if num else 0)
+        found = int(batch[-1]) + 1 if num else 0
+        if num_graphs is None:
+            return batch, found
+        if isinstance(num_graphs, bool) or not isinstance(num_graphs, int) or \
+                num_graphs < found:
+            raise ValueError(f"num_graphs must be an int >= {found} (batch refers to graph "
+                             f"{found - 1}), got {num_graphs!r}")
+        return batch, num_graphs
+
+    def _edges(self, pos, batch, cell, pbc, edge_index, edge_shift):
+        """``edge_src, edge_dst`` and the Cartesian shifts ``[E, 3]`` (None without a cell)."""
+        if edge_index is None:
+            if edge_shift is not None:
+                raise ValueError("edge_shift was given without edge_index")
+            src, dst, shifts = _radius_edges(pos, self.cutoff, batch, cell, pbc)
+            if shifts is None:
+                return src, dst, None
+            # integer shifts times the cell of each edge's graph, differentiable in the cell
+            lattice = cell.to(pos.dtype)
+            if lattice.dim() == 2:
+                return src, dst, shifts @ lattice
+            return src, dst, torch.einsum("ei,eij->ej", shifts, lattice[batch[src]])
+        if cell is not None or pbc is not None:
+            raise ValueError("give either edge_index (and edge_shift, the Cartesian shifts: "
+                             "integer shifts @ cell) or cell/pbc (the network then builds the "
+                             "neighbour list), not both")
+        if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or \
+                edge_index.shape[0] != 2 or edge_index.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"edge_index must be an integer tensor of shape [2, E] (rows "
+                             f"edge_src, edge_dst), got {getattr(edge_index, 'dtype', None)} of "
+                             f"shape {tuple(getattr(edge_index, 'shape', ()))}")
+        edge_index = edge_index.long()
+        check_index_range(edge_index, pos.shape[0], "edge_index")
+        if edge_shift is not None and (
+                not isinstance(edge_shift, torch.Tensor)
+                or edge_shift.shape != (edge_index.shape[1], 3) or edge_shift.dtype != pos.dtype):
+            raise ValueError(f"edge_shift must be a {pos.dtype} tensor of shape "
+                             f"[{edge_index.shape[1]}, 3] (Cartesian shift of each edge), got "
+                             f"{getattr(edge_shift, 'dtype', None)} of shape "
+                             f"{tuple(getattr(edge_shift, 'shape', ()))}")
+        return edge_index[0], edge_index[1], edge_shift
 
     def forward(self, pos: torch.Tensor, species: torch.Tensor,
-                batch: Optional[torch.Tensor] = None) -> torch.Tensor:
+                batch: Optional[torch.Tensor] = None, *, cell: Optional[torch.Tensor] = None,
+                pbc=None, edge_index: Optional[torch.Tensor] = None,
+                edge_shift: Optional[torch.Tensor] = None,
+                num_graphs: Optional[int] = None) -> torch.Tensor:
         r"""Evaluate.
 
         Parameters
@@ -179,15 +253,39 @@ class PointsNetwork(torch.nn.Module):
             ``[N]`` integers in ``[0, num_species)``.
         batch : torch.Tensor, optional
             ``[N]`` sorted graph index of each point; one graph by default.
+        cell : torch.Tensor, optional
+            Lattice vectors as rows, ``[3, 3]`` or ``[B, 3, 3]`` (one per graph): the graph
+            then joins periodic images (:func:`~equinet.graph.radius_graph`).
+        pbc : bool or sequence of 3 bool or torch.Tensor, optional
+            Periodicity along each lattice vector (default: all, when ``cell`` is given).
+        edge_index : torch.Tensor, optional
+            A precomputed neighbour list ``[2, E]`` (rows ``edge_src``, ``edge_dst``), e.g. from
+            an MD driver, used instead of the radius graph. It may hold pairs beyond the
+            cutoff (a Verlet list with a skin): the smooth cutoff makes them contribute 0.
+            Required under ``torch.compile(fullgraph=True)`` and ``torch.export`` (the number
+            of edges of a radius graph depends on the values of ``pos``).
+        edge_shift : torch.Tensor, optional
+            With ``edge_index``: Cartesian shifts ``[E, 3]`` added to the edge vectors,
+            :math:`ec r_\mathrm{dst} - ec r_\mathrm{src} + \mathrm{shift}`; for periodic
+            images, ``integer_shifts @ cell`` (from ASE's ``i, j, S = neighbor_list("ijS",
+            atoms, cutoff)``: ``edge_index = [i, j]``, ``edge_shift = S @ cell``). Zero by
+            default.
+        num_graphs : int, optional
+            Number of graphs of ``batch`` (default ``batch[-1] + 1``); needed with ``batch``
+            and ``pool`` under ``torch.compile``/``torch.export``.
 
         Returns
         -------
         torch.Tensor
             ``[N, irreps_out.dim]``, or ``[num_graphs, irreps_out.dim]`` with ``pool``.
         """
-        batch, num_graphs = self._check_inputs(pos, species, batch)
-        edge_src, edge_dst = radius_graph(pos, self.cutoff, batch)
+        single_graph = batch is None
+        batch, num_graphs = self._check_inputs(pos, species, batch, num_graphs)
+        edge_src, edge_dst, edge_shift = self._edges(pos, batch, cell, pbc, edge_index,
+                                                     edge_shift)
         edge_vec = pos.index_select(0, edge_dst) - pos.index_select(0, edge_src)
+        if edge_shift is not None:
+            edge_vec = edge_vec + edge_shift
         edge_sh = spherical_harmonics(self.irreps_sh, edge_vec, True, "component")
         lengths = safe_sqrt(edge_vec.pow(2).sum(-1))
         edge_embedding = self.basis(lengths) * self.envelope(lengths).unsqueeze(-1)
@@ -198,8 +296,29 @@ class PointsNetwork(torch.nn.Module):
         for conv, gate in zip(self.convolutions, self.gates):
             x = gate(conv(x, edge_src, edge_dst, **edges))
         out = self.output(x, edge_src, edge_dst, **edges)
-        if self.pool == "sum":
-            return scatter_sum(out, batch, dim=0, dim_size=num_graphs)
+        if self.pool is None:
+            return out
+        if single_graph:
+            # a plain sum: simpler for compilers than a scatter into one row
+            total = out.sum(dim=0, keepdim=True)
+            return total / torch.sym_max(out.shape[0], 1) if self.pool == "mean" else total
+        # index_add directly: batch is validated above, and scatter_sum's value checks would
+        # stop torch.compile
+        total = out.new_zeros(num_graphs, out.shape[1]).index_add(0, batch, out)
         if self.pool == "mean":
-            return scatter_mean(out, batch, dim=0, dim_size=num_graphs)
-        return out
+            count = out.new_zeros(num_graphs).index_add(0, batch, out.new_ones(out.shape[0]))
+            total = total / count.clamp(min=1).unsqueeze(-1)
+        return total
+
+
+@torch.compiler.disable
+def _radius_edges(pos, cutoff, batch, cell, pbc):
+    """The radius graph, run eagerly (its number of edges depends on the values of ``pos``).
+
+    Under ``torch.compile`` without ``fullgraph`` the graph breaks here and the rest of the
+    network compiles with a dynamic number of edges.
+    """
+    if cell is None:
+        src, dst = radius_graph(pos, cutoff, batch, pbc=pbc)
+        return src, dst, None
+    return radius_graph(pos, cutoff, batch, cell=cell, pbc=pbc)
