@@ -3,7 +3,8 @@
 PySCF bases as irreps with exact maps to and from PySCF's AO order
 (:mod:`equinet.chem.basis_layout`), ASE conversions (:mod:`equinet.chem.ase_io`),
 PySCF labels (:mod:`equinet.chem.labels`), densities on grids and the percent
-density error (:mod:`equinet.chem.density`). PySCF is an optional extra
+density error (:mod:`equinet.chem.density`), orbitals, energies and metrics of
+Fock matrices (:mod:`equinet.chem.orbitals`). PySCF is an optional extra
 (``pip install equinet[chem]``), imported only when a function needs it.
 """
 from .labels import LevelOfTheory, SCFNotConverged, build_mole, compute_labels, run_scf
@@ -38,3 +39,10 @@ from .ase_io import atoms_to_arrays, atoms_to_mole, element_symbol, mole_to_atom
 
 __all__ += ["BasisLayout", "pyscf_to_equinet_matrix", "transform_matrix"]
 __all__ += ["atoms_to_arrays", "atoms_to_mole", "element_symbol", "mole_to_atoms"]
+from .orbitals import (  # noqa: E402
+    density_matrix, generalized_eigh, hamiltonian_metrics, make_scf, scf_from_hamiltonian,
+    total_energy,
+)
+
+__all__ += ["density_matrix", "generalized_eigh", "hamiltonian_metrics", "make_scf",
+            "scf_from_hamiltonian", "total_energy"]
