@@ -1,5 +1,8 @@
 """Reference models built only from :mod:`equinet.nn`, :mod:`equinet.tp`, :mod:`equinet.o3`
 and :mod:`equinet.graph` (used by the examples)."""
+from .heads import DipoleHead, ExtensiveHead, IntensiveHead, SpatialExtentHead
 from .points_network import PointsNetwork
+from .qm9 import QM9Network
 
-__all__ = ["PointsNetwork"]
+__all__ = ["PointsNetwork", "QM9Network", "ExtensiveHead", "IntensiveHead", "DipoleHead",
+           "SpatialExtentHead"]
