@@ -31,6 +31,7 @@ from fractions import Fraction
 from typing import List, NamedTuple, Optional
 
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
 
 __all__ = []
 
@@ -177,6 +178,19 @@ def tables(lmax: int, dtype: torch.dtype, device: torch.device) -> RecurrenceTab
     """:func:`recurrence_tables` cast to ``dtype`` on ``device`` (cached).
 
     A constant to ``torch.compile``: looked up when tracing, not traced into (so that
-    neither the cache nor the exact rational arithmetic behind it enters the graph).
+    neither the cache nor the exact rational arithmetic behind it enters the graph). Built
+    with real tensors even while ``torch.export`` traces with fake ones: the cache outlives
+    the trace.
     """
-    return _tables_as(lmax, dtype, torch.device(device))
+    with real_tensors():
+        return _tables_as(lmax, dtype, torch.device(device))
+
+
+def real_tensors():
+    """Context in which new tensors are real, also inside a tracing mode (fake, functional).
+
+    Cached constants are built inside it: a constant first built while ``torch.export`` or
+    ``make_fx`` traces would otherwise be a fake tensor kept in the cache, and break every
+    later (eager) call.
+    """
+    return _disable_current_modes()

@@ -23,7 +23,7 @@ from typing import List, Union
 import torch
 
 from . import _spherical_harmonics_kernels as kernels
-from ._spherical_harmonics_tables import tables
+from ._spherical_harmonics_tables import real_tensors, tables
 
 __all__ = ["spherical_harmonics", "spherical_harmonics_alpha_beta"]
 
@@ -74,9 +74,10 @@ def _layout(degrees: tuple, normalization: str, dtype: torch.dtype, device: torc
     """Rows of the full ``0..lmax`` block that make the output (None: all), and their scales.
 
     Cached; a constant to ``torch.compile``, looked up when tracing (dynamo would trace
-    through an ``lru_cache`` wrapper, with a warning).
+    through an ``lru_cache`` wrapper, with a warning); real tensors even under ``torch.export``.
     """
-    return _cached_layout(degrees, normalization, dtype, device)
+    with real_tensors():
+        return _cached_layout(degrees, normalization, dtype, device)
 
 
 @functools.lru_cache(maxsize=256)
