@@ -1,0 +1,94 @@
+r"""Checkpoints that resume exactly and load with ``torch.load(weights_only=True)``.
+
+A checkpoint is a dict of plain types only (tensors, dicts, lists, tuples, numbers,
+strings, ``None``): model, optimizer and scheduler ``state_dict()``\ s, the EMA, the
+epoch, and the random states of torch, numpy and Python (:func:`rng_state`). Such a file
+loads with ``weights_only=True``, which never runs code from the file (a pickle of
+arbitrary objects would). It is written with :func:`equinet._cache.atomic_write`: a crash
+while saving leaves the previous checkpoint intact.
+
+Examples
+--------
+>>> import os, random, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "ckpt.pt")
+>>> save_checkpoint(path, {"epoch": 3, "rng": rng_state()})
+>>> a = random.random()
+>>> state = load_checkpoint(path)
+>>> set_rng_state(state["rng"]); state["epoch"], random.random() == a
+(3, True)
+"""
+import os
+import random
+from typing import Any, Dict, Union
+
+import numpy as np
+import torch
+
+from .._cache import atomic_write
+
+__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+
+
+def rng_state() -> Dict[str, Any]:
+    """The random states of torch (CPU, and CUDA when available), numpy and ``random``.
+
+    Returned as plain types (tensors, lists, numbers) for :func:`save_checkpoint`.
+    """
+    version, keys, gauss = random.getstate()
+    name, np_keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "python": {"version": version, "keys": list(keys), "gauss": gauss},
+             "numpy": {"name": name, "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["keys"]), py["gauss"]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Union[str, os.PathLike], state: Dict[str, Any]) -> None:
+    """Write ``state`` (plain types only) to ``path`` atomically.
+
+    Raises
+    ------
+    TypeError
+        If ``state`` holds anything ``torch.load(weights_only=True)`` would refuse; checked
+        before writing, so that a bad checkpoint never replaces a good one.
+    """
+    _check_plain(state, "state")
+    with atomic_write(path) as f:
+        torch.save(state, f)
+
+
+def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (runs no code from the file)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+_PLAIN = (int, float, bool, str, type(None), torch.Tensor, torch.dtype, torch.device)
+
+
+def _check_plain(value, where: str) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: key {k!r} is not a str or int")
+            _check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(value, _PLAIN) or isinstance(value, torch.nn.Parameter):
+        raise TypeError(f"{where} is a {type(value).__name__}: a checkpoint holds only "
+                        "tensors, dicts, lists, numbers and strings (torch.load(weights_only="
+                        "True) loads nothing else)")
