@@ -46,3 +46,13 @@ from .orbitals import (  # noqa: E402
 
 __all__ += ["density_matrix", "generalized_eigh", "hamiltonian_metrics", "make_scf",
             "scf_from_hamiltonian", "total_energy"]
+
+from .atomic_reference import atomic_reference, molecule_reference  # noqa: E402
+from .coulomb import (  # noqa: E402
+    conserve_charge, conserve_charge_coulomb, coulomb_loss, coulomb_metric,
+)
+from .guess import density_fock, density_guess, scf_cycles_from_guess  # noqa: E402
+
+__all__ += ["atomic_reference", "molecule_reference", "conserve_charge",
+            "conserve_charge_coulomb", "coulomb_loss", "coulomb_metric", "density_fock",
+            "density_guess", "scf_cycles_from_guess"]

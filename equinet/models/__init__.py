@@ -6,3 +6,6 @@ from .qm9 import QM9Network
 
 __all__ = ["PointsNetwork", "QM9Network", "ExtensiveHead", "IntensiveHead", "DipoleHead",
            "SpatialExtentHead"]
+from .density import DensityNetwork  # noqa: E402
+
+__all__ += ["DensityNetwork"]
