@@ -4,7 +4,10 @@ PySCF bases as irreps with exact maps to and from PySCF's AO order
 (:mod:`equinet.chem.basis_layout`), ASE conversions (:mod:`equinet.chem.ase_io`),
 PySCF labels (:mod:`equinet.chem.labels`), densities on grids and the percent
 density error (:mod:`equinet.chem.density`), orbitals, energies and metrics of
-Fock matrices (:mod:`equinet.chem.orbitals`). PySCF is an optional extra
+Fock matrices (:mod:`equinet.chem.orbitals`), free-atom densities
+(:mod:`equinet.chem.atomic_reference`), the Coulomb loss and electron-count
+constraints in torch (:mod:`equinet.chem.coulomb`) and the SCF guess from a fitted
+density (:mod:`equinet.chem.guess`). PySCF is an optional extra
 (``pip install equinet[chem]``), imported only when a function needs it.
 """
 from .labels import LevelOfTheory, SCFNotConverged, build_mole, compute_labels, run_scf

@@ -33,12 +33,22 @@ __all__ = ["density_fock", "density_guess", "scf_cycles_from_guess"]
 _RHO_CUTOFF = 1e-10  # points with less density (or a negative fitted one) get no xc potential
 
 
-def _coulomb(mol, auxmol, c):
+def _coulomb(mol, auxmol, c, max_memory_mb=256):
+    """J_{mu nu} = sum_P (mu nu|P) c_P, in chunks of auxiliary shells of bounded memory."""
     from pyscf import lib
     from pyscf.df import incore
 
-    eri3 = incore.aux_e2(mol, auxmol, "int3c2e", aosym="s2ij")  # (npair, naux)
-    return lib.unpack_tril(eri3 @ c)
+    npair = mol.nao * (mol.nao + 1) // 2
+    offsets = auxmol.ao_loc
+    per_shell = npair * 8 * max(1, int(np.max(np.diff(offsets))))
+    step = max(1, int(max_memory_mb * 1e6 // per_shell))
+    packed = np.zeros(npair)
+    for s0 in range(0, auxmol.nbas, step):
+        s1 = min(s0 + step, auxmol.nbas)
+        eri3 = incore.aux_e2(mol, auxmol, "int3c2e", aosym="s2ij",
+                             shls_slice=(0, mol.nbas, 0, mol.nbas, s0, s1))
+        packed += eri3.reshape(npair, -1) @ c[offsets[s0]:offsets[s1]]
+    return lib.unpack_tril(packed)
 
 
 def _xc_potential(mol, auxmol, c, xc, grids):

@@ -132,9 +132,10 @@ class DensityNetwork(torch.nn.Module):
         self.register_buffer("atomic_numbers", torch.tensor(
             [_atomic_number(e) for e in self.elements], dtype=torch.long))
         self.backbone = PointsNetwork(
-            Irreps([(mul, (l, (-1) ** l)) for l in range(lmax_hidden + 1)]), num, lmax_hidden,
-            cutoff, num_layers, mul, num_radial, radial_hidden, avg_num_neighbors, pool=None,
-            parity=False, backend=backend)
+            Irreps([(mul, (l, (-1) ** l)) for l in range(lmax_hidden + 1)]), num_species=num,
+            lmax=lmax_hidden, cutoff=cutoff, num_layers=num_layers, mul=mul,
+            num_radial=num_radial, radial_hidden=radial_hidden,
+            avg_num_neighbors=avg_num_neighbors, pool=None, parity=False, backend=backend)
         self.heads = torch.nn.ModuleList(
             Linear(self.backbone.irreps_out, irreps, biases=True, backend=backend)
             for irreps in self.atom_irreps)
