@@ -9,3 +9,7 @@ __all__ = ["PointsNetwork", "QM9Network", "ExtensiveHead", "IntensiveHead", "Dip
 from .density import DensityNetwork  # noqa: E402
 
 __all__ += ["DensityNetwork"]
+from .matrix_head import MatrixHead, block_irreps, species_shells  # noqa: E402
+from .hamiltonian import HamiltonianNetwork  # noqa: E402
+
+__all__ += ["MatrixHead", "block_irreps", "species_shells", "HamiltonianNetwork"]
