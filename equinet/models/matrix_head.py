@@ -106,17 +106,20 @@ def _block_basis(shells_i: Shells, shells_j: Optional[Shells]):
     return assemble, project, irreps.regroup(), (di, dj)
 
 
-def block_irreps(shells_i, shells_j=None) -> Irreps:
+def block_irreps(shells_i, shells_j=None, j: Optional[int] = None) -> Irreps:
     r"""The irreps of the features of one AO-matrix block (module docstring for the math).
 
     Parameters
     ----------
-    shells_i : sequence of (int, int)
+    shells_i : sequence of (int, int), or BasisLayout
         The shells ``(l, number of contractions)`` of atom :math:`i`, in AO order, e.g.
-        ``BasisLayout(mol).atom_shells[i]``.
+        ``BasisLayout(mol).atom_shells[i]``; or a layout, then called as
+        ``block_irreps(layout, i)`` or ``block_irreps(layout, i, j)``.
     shells_j : sequence of (int, int), optional
         Those of atom :math:`j` for an off-diagonal block :math:`H_{ij}`; ``None`` for the
         (symmetric) diagonal block :math:`H_{ii}`.
+    j : int, optional
+        With a layout: the column atom of an off-diagonal block.
 
     Returns
     -------
@@ -132,6 +135,9 @@ def block_irreps(shells_i, shells_j=None) -> Irreps:
     >>> block_irreps([(1, 1)], [(2, 1)])  # p x d = 1 + 2 + 3, parity odd
     1x1o+1x2o+1x3o
     """
+    if hasattr(shells_i, "atom_shells"):
+        layout, i = shells_i, shells_j
+        shells_i, shells_j = layout.atom_shells[i], None if j is None else layout.atom_shells[j]
     return _block_basis(_as_shells(shells_i), None if shells_j is None
                         else _as_shells(shells_j))[2]
 
@@ -257,15 +263,11 @@ class MatrixHead(torch.nn.Module):
         if layouts is None:
             return out
         one = isinstance(out, torch.Tensor)
-        layouts = [layouts] if one and not isinstance(layouts, (list, tuple)) else layouts
-        mats = [out] if one else out
-        if len(layouts) != len(mats):
-            raise ValueError(f"{len(layouts)} layouts for {len(mats)} molecules")
-        converted = []
-        for layout, h in zip(layouts, mats):
-            if layout.nao != h.shape[-1]:
-                raise ValueError(f"layout has nao={layout.nao}, the molecule {h.shape[-1]}")
-            converted.append(layout.to_pyscf(h, kind="matrix"))
+        mats, layouts = ([out], [layouts]) if one else (out, list(layouts))
+        if len(layouts) != len(mats) or any(lay.nao != h.shape[-1]
+                                            for lay, h in zip(layouts, mats)):
+            raise ValueError("give one layout per molecule, with the molecule's nao")
+        converted = [lay.to_pyscf(h, kind="matrix") for lay, h in zip(layouts, mats)]
         return converted[0] if one else converted
 
     def assemble(self, node_blocks: torch.Tensor, edge_blocks: torch.Tensor,
@@ -309,24 +311,22 @@ class MatrixHead(torch.nn.Module):
             keep = i != j
             edge_index = torch.stack([i[keep], j[keep]]).to(species.device)
         dims = self.dims[species]
-        start = torch.cumsum(dims, 0) - dims
         if int(dims.sum()) != matrix.shape[-1]:
             raise ValueError(f"matrix is {tuple(matrix.shape)} but the species have "
                              f"{int(dims.sum())} functions")
-        sym = (matrix + matrix.transpose(-1, -2)) / 2
+        flat = ((matrix + matrix.transpose(-1, -2)) / 2).reshape(-1)
+        where = (species.new_zeros(n), torch.cumsum(dims, 0) - dims, dims.sum().view(1),
+                 dims.new_zeros(1))  # batch, offset, nao, base of _index
         node = matrix.new_zeros(n, self.num_node_blocks)
         edge = matrix.new_zeros(edge_index.shape[1], self.num_edge_blocks)
-        for i in range(n):
-            a = int(species[i])
-            _, proj, irreps, (d, _) = _block_basis(self.shells[a], None)
-            s = int(start[i])
-            node[i, :irreps.dim] = _tensor(proj, matrix) @ sym[s:s + d, s:s + d].reshape(-1)
-        for e in range(edge_index.shape[1]):
-            i, j = int(edge_index[0, e]), int(edge_index[1, e])
-            a, b = int(species[i]), int(species[j])
-            _, proj, irreps, (di, dj) = _block_basis(self.shells[a], self.shells[b])
-            si, sj = int(start[i]), int(start[j])
-            edge[e, :irreps.dim] = _tensor(proj, matrix) @ sym[si:si + di, sj:sj + dj].reshape(-1)
+        for (a, b), idx, out, rows, cols in (
+                [((a, None), i, node, i, i) for a, i in enumerate(self._groups(species))]
+                + [(pair, i, edge, edge_index[0, i], edge_index[1, i])
+                   for pair, i in zip(self.pairs, self._edge_groups(species, edge_index))]):
+            _, proj, irreps, (di, dj) = _block_basis(self.shells[a], None if b is None
+                                                     else self.shells[b])
+            blocks = flat[self._index(rows, cols, *where, di, dj)].view(len(idx), di * dj)
+            out[idx, :irreps.dim] = blocks @ _tensor(proj, matrix).T
         return node, edge
 
     @torch.no_grad()
@@ -402,10 +402,6 @@ class MatrixHead(torch.nn.Module):
         index = (base[batch[rows]].view(-1, 1, 1) + (offset[rows].view(-1, 1, 1) + r) * n
                  + offset[cols].view(-1, 1, 1) + c)
         return index.reshape(-1)
-
-    def extra_repr(self) -> str:
-        return (f"{self.irreps_node} -> {[str(i) for i in self.node_irreps]} (nodes), "
-                f"{self.irreps_edge} -> {len(self.edge_irreps)} species pairs (edges)")
 
 
 def _tensor(array: np.ndarray, like: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -8,7 +8,7 @@ from equinet.o3 import rand_matrix
 
 pytest.importorskip("pyscf")
 from equinet.chem import BasisLayout, build_mole  # noqa: E402
-from equinet.models.matrix_head import species_shells  # noqa: E402
+from equinet.models.matrix_head import block_irreps, species_shells  # noqa: E402
 
 WATER = torch.tensor([[0.0, 0.02, 0.1173], [0.0, 0.7572, -0.4692], [0.03, -0.7572, -0.4692]],
                      dtype=torch.float64)
@@ -29,6 +29,8 @@ def layout():
 def test_species_shells_match_the_layout(layout):
     o, h = species_shells(["O", "H"], "def2-SVP")
     assert layout.atom_shells == (o, h, h)
+    assert block_irreps(layout, 0) == block_irreps(o)
+    assert block_irreps(layout, 0, 2) == block_irreps(o, h) != block_irreps(h, h)
 
 
 def test_equivariance_with_inversion(net, layout):
@@ -55,6 +57,8 @@ def test_batch_pyscf_order_and_cutoff(net, layout):
     torch.testing.assert_close(h1, net(WATER, SPECIES), atol=1e-12, rtol=0)
     pyscf_order = net(WATER, SPECIES, layouts=layout)
     torch.testing.assert_close(pyscf_order, layout.to_pyscf(h1, kind="matrix"))
+    with pytest.raises(ValueError, match="one layout per molecule"):
+        net(pos, species, batch, layouts=[layout])
     # atoms farther apart than the cutoff have a zero block
     far = WATER.clone()
     far[2] += torch.tensor([net.cutoff + 1.0, 0.0, 0.0], dtype=torch.float64)
