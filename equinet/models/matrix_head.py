@@ -28,7 +28,7 @@ the assembly). The features :math:`f` of one atom (a diagonal block) or one atom
 * off-diagonal block :math:`(i, j)`: all shell pairs and all :math:`L`; the head
   predicts :math:`B_{ij}` for each directed edge and returns
   :math:`H_{ij} = (B_{ij} + B_{ji}^\top)/2`, so edges must come in both directions
-  (as from :func:`~equinet.graph.radius_graph`); pairs without an edge are zero.
+  (as from :func:`~equinet.graph.radius_graph`; checked); pairs without an edge are zero.
 
 The output is made exactly symmetric, :math:`(H + H^\top)/2`, which changes nothing
 in exact arithmetic. Atoms of one species share the shells (given per species, e.g.
@@ -359,6 +359,10 @@ class MatrixHead(torch.nn.Module):
             raise ValueError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
         if bool((edge_index[0] == edge_index[1]).any()):
             raise ValueError("edge_index has self loops: diagonal blocks come from the nodes")
+        key = edge_index[0] * species.shape[0] + edge_index[1]
+        if not torch.equal(key.sort().values,
+                           (edge_index[1] * species.shape[0] + edge_index[0]).sort().values):
+            raise ValueError("edge_index must hold both directions of every pair, once each")
         single = batch is None
         if single:
             batch = species.new_zeros(species.shape[0])
