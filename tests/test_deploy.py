@@ -158,3 +158,28 @@ def test_compiled_points_network_fullgraph():
 
     caught = _dynamo_warnings(run)
     assert not [w for w in caught if "lru_cache" in w], caught
+
+    # value checks are runtime assertions inside the compiled graph
+    pos, species, edge_index, edge_shift = _structure(*STRUCTURES["molecule"])
+    with pytest.raises(RuntimeError, match="species must lie in"):
+        compiled(pos, species + 2, edge_index, edge_shift)
+    with pytest.raises(RuntimeError, match="edge_index holds indices outside"):
+        compiled(pos, species, edge_index + 1, edge_shift)
+
+
+def test_compiled_tensor_product_conv():
+    from equinet.tp import TensorProductConv
+
+    conv = TensorProductConv("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o",
+                             [(0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True),
+                              (0, 1, 1, "uvu", True), (1, 0, 1, "uvu", True)], backend="torch")
+    compiled = torch.compile(conv, fullgraph=True, dynamic=True, backend="aot_eager")
+    for nodes, edges in ((5, 7), (8, 13)):
+        x, a = torch.randn(nodes, 8, requires_grad=True), torch.randn(edges, 4)
+        w = torch.randn(edges, conv.weight_numel, requires_grad=True)
+        src, dst = torch.randint(0, nodes, (edges,)), torch.randint(0, nodes, (edges,))
+        got, want = compiled(x, a, w, src, dst), conv(x, a, w, src, dst)
+        torch.testing.assert_close(got, want)
+        for g, h in zip(torch.autograd.grad(got.sum(), [x, w]),
+                        torch.autograd.grad(want.sum(), [x, w])):
+            torch.testing.assert_close(g, h)
