@@ -7,10 +7,12 @@ Layering: this package may import :mod:`equinet.models`, :mod:`equinet.nn`,
 examples and users' scripts).
 """
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .distributed import DistributedContext, all_reduce_sum, init_distributed, shard
+from .distributed import (DistributedContext, all_reduce_sum, init_distributed,
+                          max_difference_across_ranks, shard)
 from .ema import ExponentialMovingAverage
 from .loop import plot_history, train_epoch
 
 __all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state",
            "ExponentialMovingAverage", "DistributedContext", "init_distributed",
-           "all_reduce_sum", "shard", "train_epoch", "plot_history"]
+           "all_reduce_sum", "shard", "max_difference_across_ranks", "train_epoch",
+           "plot_history"]

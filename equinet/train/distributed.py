@@ -26,7 +26,8 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "init_distributed", "all_reduce_sum", "shard"]
+__all__ = ["DistributedContext", "init_distributed", "all_reduce_sum", "shard",
+           "max_difference_across_ranks"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,3 +102,17 @@ def shard(indices: torch.Tensor, ctx: DistributedContext) -> torch.Tensor:
     """This process's share ``indices[rank::world_size]`` (disjoint, no padding: for
     evaluation, where sums over processes must count every item once)."""
     return indices[ctx.rank::ctx.world_size]
+
+
+@torch.no_grad()
+def max_difference_across_ranks(module: torch.nn.Module, ctx: DistributedContext) -> float:
+    """Largest difference of any parameter between processes (0.0 when they agree, as
+    they must after DistributedDataParallel steps; always 0.0 for one process)."""
+    params = [p.detach().reshape(-1).double() for p in module.parameters()]
+    flat = torch.cat(params) if params else torch.zeros(1, dtype=torch.float64)
+    if not ctx.distributed:
+        return 0.0
+    high, low = flat.clone(), flat.clone()
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    return float((high - low).max())
