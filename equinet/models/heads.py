@@ -101,7 +101,7 @@ class ExtensiveHead(_Head):
     >>> head.set_statistics(reference=torch.arange(10.0), shift=0.5)
     >>> s = torch.zeros(3, 1)
     >>> head(s, torch.zeros(3, 3), torch.tensor([1, 6, 1]), torch.tensor([0, 0, 1]), 2)
-    tensor([8.0000, 1.5000])
+    tensor([8.0000, 1.5000], dtype=torch.float64)
     """
 
     def forward(self, x, pos, z, batch, num_graphs: int) -> torch.Tensor:
@@ -118,7 +118,7 @@ class IntensiveHead(_Head):
     >>> head = IntensiveHead()
     >>> head(torch.tensor([[1.0], [3.0], [5.0]]), torch.zeros(3, 3), torch.tensor([1, 6, 1]),
     ...      torch.tensor([0, 0, 1]), 2)
-    tensor([2., 5.])
+    tensor([2., 5.], dtype=torch.float64)
     """
 
     def forward(self, x, pos, z, batch, num_graphs: int) -> torch.Tensor:
@@ -179,7 +179,7 @@ class SpatialExtentHead(_Head):
     >>> head = SpatialExtentHead()
     >>> pos = torch.tensor([[0.0, 0.0, 0.0], [0.529177210903, 0.0, 0.0]])  # one bohr apart
     >>> head(torch.zeros(2, 2), pos, torch.tensor([1, 1]), torch.tensor([0, 0]), 1).detach()
-    tensor([0.5000])
+    tensor([0.5000], dtype=torch.float64)
     """
 
     irreps_in = Irreps("2x0e")
