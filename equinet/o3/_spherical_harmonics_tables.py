@@ -153,6 +153,11 @@ def _gradient_blocks(lmax, c2, s2) -> List[torch.Tensor]:
 
 @functools.lru_cache(maxsize=64)
 def _tables_as(lmax: int, dtype: torch.dtype, device: torch.device):
+    with real_tensors():  # on a cache miss only: the lookups pay nothing for it
+        return _build_tables_as(lmax, dtype, device)
+
+
+def _build_tables_as(lmax: int, dtype: torch.dtype, device: torch.device):
     t = recurrence_tables(lmax)
     if dtype != torch.float64:
         # the float max of the scales is computed once with the tables, never from tensor values
@@ -182,8 +187,7 @@ def tables(lmax: int, dtype: torch.dtype, device: torch.device) -> RecurrenceTab
     with real tensors even while ``torch.export`` traces with fake ones: the cache outlives
     the trace.
     """
-    with real_tensors():
-        return _tables_as(lmax, dtype, torch.device(device))
+    return _tables_as(lmax, dtype, torch.device(device))
 
 
 def real_tensors():

@@ -76,13 +76,18 @@ def _layout(degrees: tuple, normalization: str, dtype: torch.dtype, device: torc
     Cached; a constant to ``torch.compile``, looked up when tracing (dynamo would trace
     through an ``lru_cache`` wrapper, with a warning); real tensors even under ``torch.export``.
     """
-    with real_tensors():
-        return _cached_layout(degrees, normalization, dtype, device)
+    return _cached_layout(degrees, normalization, dtype, device)
 
 
 @functools.lru_cache(maxsize=256)
 def _cached_layout(degrees: tuple, normalization: str, dtype: torch.dtype,
                    device: torch.device):
+    with real_tensors():  # on a cache miss only
+        return _build_layout(degrees, normalization, dtype, device)
+
+
+def _build_layout(degrees: tuple, normalization: str, dtype: torch.dtype,
+                  device: torch.device):
     lmax = max(degrees)
     scale = tables(lmax, torch.float64, torch.device("cpu")).scale
     if normalization == "integral":
