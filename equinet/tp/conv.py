@@ -79,6 +79,14 @@ class TensorProductConv(TensorProduct):
         For ``triton``: sum each node's edges in a fixed order (sorted by
         destination, no atomic additions), so that results reproduce bitwise.
 
+    Notes
+    -----
+    Under ``torch.compile`` and ``torch.export`` every backend traces as the definition
+    (gather, the reference einsums, ``index_add``), which the compiler fuses: one graph with
+    symbolic numbers of nodes and edges, that AOTInductor can package. A graph without
+    edges gives zeros that stay connected to ``x``, ``edge_attr`` and the weights (zero
+    gradients), so that forces of isolated atoms are zeros rather than autograd errors.
+
     Examples
     --------
     >>> conv = TensorProductConv("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o",
@@ -193,16 +201,17 @@ class TensorProductConv(TensorProduct):
             # nothing couples the inputs to the output; the zeros still hang on the graph (with
             # zero gradients), so that autograd.grad of a sum over them does not fail
             return x.new_zeros(num_nodes, desc.dim_out) + _connected_zero(x, edge_attr, weight)
-        # a constant to torch.compile (resolving imports modules, which dynamo cannot trace)
-        name = _resolve_and_import(self.backend, desc, str(x.device))
-        if torch.compiler.is_compiling() and name != "triton":
+        if torch.compiler.is_compiling():
             # The definition, gather, product (the reference einsums), index_add, in one
-            # graph that the compiler fuses: no chunk loop over a symbolic number of edges
-            # (nor a bound on it from the chunk size test), and no autograd.Function of the
-            # torch backend, whose backward dynamo cannot trace with dynamic shapes.
+            # graph that the compiler fuses (inductor writes its own kernels, on GPUs too):
+            # no chunk loop over a symbolic number of edges (nor a bound on it from the chunk
+            # size test), no autograd.Function of the torch backend, whose backward dynamo
+            # cannot trace with dynamic shapes, and no Python-launched triton kernels, which
+            # torch.export and AOTInductor cannot package.
             messages = reference_kernels.tensor_product(desc, x.index_select(0, edge_src),
                                                         edge_attr, weight)
             return x.new_zeros(num_nodes, desc.dim_out).index_add(0, edge_dst, messages)
+        name = _resolve_and_import(self.backend, desc, str(x.device))
         if name == "reference" or edge_src.shape[0] == 0:
             # without edges the definition (gather, product, index_add) costs nothing and keeps
             # the zero output connected to x, edge_attr and the weights: forces and weight
