@@ -37,7 +37,8 @@ def info() -> str:
         f"equinet {equinet.__version__}",
         f"python {platform.python_version()} on {platform.machine()}",
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"cuda {'available: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'not available'}",
+        "cuda " + ("available: " + torch.cuda.get_device_name() if torch.cuda.is_available()
+                   else "not available"),
     ]
     for name in ("e3nn", "triton", "sphericart.torch", "cuequivariance_torch", "openequivariance",
                  "pyscf"):

@@ -145,7 +145,8 @@ def equivariance_error(
             worst = torch.zeros(len(irreps_out), dtype=torch.float64)
             for _ in range(ntrials):
                 R = rand_matrix(dtype=torch.float64) * (-1.0) ** k
-                shift = torch.randn(3, dtype=torch.float64) if translate else torch.zeros(3, dtype=torch.float64)
+                shift = torch.randn(3, dtype=torch.float64) if translate else \
+                    torch.zeros(3, dtype=torch.float64)
                 out_of_rotated = call(_transform(args_in, irreps_in, R, shift))
                 rotated_out = _transform(out_ref, irreps_out, R, shift)
                 for i, (a, b) in enumerate(zip(out_of_rotated, rotated_out)):

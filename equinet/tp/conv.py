@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..o3.irrep import as_int
 from .kernels import reference as reference_kernels
 from .kernels.convolution import chunked_convolution, reference_convolution
 from .tensor_product import TensorProduct, _resolve_and_import
@@ -190,10 +191,11 @@ class TensorProductConv(TensorProduct):
         """
         if num_nodes is None:
             num_nodes = x.shape[0]
-        if isinstance(num_nodes, bool) or num_nodes < 0:
-            raise ValueError(f"num_nodes must be a non-negative integer, got {num_nodes!r}")
         if not isinstance(num_nodes, torch.SymInt):  # a symbolic size stays symbolic
-            num_nodes = int(num_nodes)
+            count = as_int(num_nodes)  # 2.7 is not a count of nodes: no silent truncation
+            if count is None or count < 0:
+                raise ValueError(f"num_nodes must be a non-negative integer, got {num_nodes!r}")
+            num_nodes = count
         weight = self._get_weight(edge_weight, x)
         self._check_edges(x, edge_attr, weight, edge_src, edge_dst, num_nodes)
         desc = self.descriptor

@@ -157,7 +157,8 @@ def _variances(var, irreps: Irreps, name: str) -> Tuple[float, ...]:
         return (1.0,) * len(irreps)
     var = [float(v) for v in var]
     if len(var) != len(irreps):
-        raise ValueError(f"{name} has {len(var)} entries but the irreps {irreps} have {len(irreps)}")
+        raise ValueError(f"{name} has {len(var)} entries but the irreps {irreps} have "
+                         f"{len(irreps)}")
     for k, v in enumerate(var):  # a variance: finite and >= 0 (else sqrt fails or NaNs spread)
         if not (math.isfinite(v) and v >= 0):
             raise ValueError(f"{name}[{k}] = {v!r}: variances must be finite and >= 0")

@@ -43,7 +43,8 @@ def test_algebra_matches_e3nn(text):
 
 def test_hash_and_order():
     assert len({Irrep("1o"), Irrep(1, -1), Irrep("1e")}) == 2
-    assert sorted([Irrep("1e"), Irrep("0e"), Irrep("0o")]) == [Irrep("0o"), Irrep("0e"), Irrep("1e")]
+    assert sorted([Irrep("1e"), Irrep("0e"), Irrep("0o")]) == [
+        Irrep("0o"), Irrep("0e"), Irrep("1e")]
     assert Irreps("0e+1o") == Irreps([(1, (0, 1)), (1, "1o")])
     assert len({Irreps("0e+1o"), Irreps("1x0e + 1x1o")}) == 1
 

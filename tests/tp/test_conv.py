@@ -1,4 +1,5 @@
 """TensorProductConv against the explicit gather / TensorProduct / index_add it stands for."""
+import numpy as np
 import pytest
 import torch
 
@@ -135,6 +136,10 @@ def test_bad_input_raises():
         conv(x, a, w, torch.tensor([0, 1, 2, 3, 4, 5]), dst)
     with pytest.raises(ValueError, match="edge_dst holds node indices"):
         conv(x, a, w, src, dst, num_nodes=2)
+    for bad in (7.0, 2.7, -1, True):  # a float count was silently truncated
+        with pytest.raises(ValueError, match="num_nodes must be a non-negative integer"):
+            conv(x, a, w, src, dst, num_nodes=bad)
+    assert conv(x, a, w, src, dst, num_nodes=np.int64(7)).shape[0] == 7
     with pytest.raises(ValueError, match="edge_src holds node indices in \\[-1"):
         conv(x, a, w, torch.tensor([-1, 0, 0, 0, 0, 0]), dst)
     with pytest.raises(ValueError, match="different numbers of edges"):
