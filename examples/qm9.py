@@ -62,7 +62,7 @@ def parse_args(argv=None):
     train.add_argument("--mul", type=int, default=32, help="channels per hidden irrep")
     train.add_argument("--layers", type=int, default=3)
     train.add_argument("--cutoff", type=float, default=5.0, help="Angstrom")
-    train.add_argument("--epochs", type=int, default=None, help="default 300 (quick: 15)")
+    train.add_argument("--epochs", type=int, default=None, help="default 300 (quick: 20)")
     train.add_argument("--batch-size", type=int, default=32, help="global, over processes")
     train.add_argument("--lr", type=float, default=5e-3)
     train.add_argument("--schedule", choices=("cosine", "plateau"), default="cosine")
@@ -84,10 +84,12 @@ def parse_args(argv=None):
         p.add_argument("--source", default="qm9pack", help="QM9 files (see equinet.data.QM9)")
         p.add_argument("--json", default=None, help="write the final metrics here")
         p.add_argument("--no-progress", action="store_true")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads per "
+                       "process (on a shared machine 1 is often fastest)")
     sub.choices["evaluate"].add_argument("--checkpoint", required=True)
     args = parser.parse_args(argv)
     if args.command == "train":
-        quick = dict(epochs=15, n_train=10000, n_valid=1000) if args.quick else dict(epochs=300)
+        quick = dict(epochs=20, n_train=10000, n_valid=1000) if args.quick else dict(epochs=300)
         for key, value in quick.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
@@ -145,8 +147,9 @@ def predict(model, batch, dtype):
     return model(batch.pos.to(dtype), batch.species, batch.batch, batch.num_graphs)
 
 
-def make_loss(loss_scale, dtype):
+def make_loss(loss_scale, dtype, device):
     def loss_fn(model, batch):
+        batch = batch.to(device)
         out = predict(model, batch, dtype)
         loss = sum((out[t] - batch[t]).abs().mean() / s for t, s in loss_scale.items())
         return loss, batch.num_graphs
@@ -162,8 +165,9 @@ def mean_abs_errors(model, ds, indices, ctx, dtype, batch_size=64, progress=Fals
     total = torch.zeros(len(targets) + 1, dtype=torch.float64)
     for batch in tqdm(loader(ds, shard(indices, ctx), batch_size), desc="evaluate",
                       disable=not (progress and ctx.is_main), leave=False):
+        batch = batch.to(ctx.device)
         out = predict(model, batch, dtype)
-        total[:-1] += torch.stack([(out[t] - batch[t]).abs().sum() for t in targets])
+        total[:-1] += torch.stack([(out[t] - batch[t]).abs().sum() for t in targets]).cpu()
         total[-1] += batch.num_graphs
     total = all_reduce_sum(total, ctx)
     return {t: float(total[k] / total[-1]) for k, t in enumerate(targets)}
@@ -174,8 +178,9 @@ def in_report_units(maes: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ training
-def train(args) -> dict:
-    ctx = init_distributed()
+def train(args, ctx) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(args.seed)
     if args.batch_size % ctx.world_size:
@@ -184,8 +189,9 @@ def train(args) -> dict:
     ds = QM9(source=args.source)
     train_idx, valid_idx, test_idx = load_splits(args, ds)
     model = QM9Network(args.target.split(","), lmax=args.lmax, mul=args.mul,
-                       num_layers=args.layers, cutoff=args.cutoff).to(dtype)
+                       num_layers=args.layers, cutoff=args.cutoff)
     loss_scale = fit_statistics(model, ds, train_idx)
+    model.to(device=ctx.device, dtype=dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs)
                  if args.schedule == "cosine" else
@@ -205,7 +211,8 @@ def train(args) -> dict:
     net = ctx.wrap(model)
     sampler = ctx.sampler(torch.utils.data.Subset(ds, train_idx.tolist()), seed=args.seed)
     train_loader = loader(ds, train_idx, args.batch_size // ctx.world_size, sampler)
-    loss_fn, start, stop = make_loss(loss_scale, dtype), time.perf_counter(), args.epochs
+    loss_fn, stop = make_loss(loss_scale, dtype, ctx.device), args.epochs
+    start = time.perf_counter()
     if args.stop_after is not None:
         stop = min(stop, epoch + args.stop_after)
     while epoch < stop:
@@ -248,13 +255,12 @@ def train(args) -> dict:
         if ctx.is_main:
             print_table(result["test_mae"])
     finish(args, result, ctx)
-    ctx.close()
     return result
 
 
 def read_checkpoint(path, config=None) -> dict:
     """Load a checkpoint of this example; with ``config``, check it is the same model."""
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, map_location="cpu")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a checkpoint of examples/qm9.py (format "
                          f"{state.get('format') if isinstance(state, dict) else None!r})")
@@ -272,12 +278,13 @@ def finish(args, result, ctx):
 
 
 # ---------------------------------------------------------------------------- evaluation
-def evaluate(args) -> dict:
-    ctx = init_distributed()
+def evaluate(args, ctx) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     state = read_checkpoint(args.checkpoint)
     model = QM9Network(**state["config"])
     dtype = getattr(torch, state["args"]["dtype"])
-    model.to(dtype)
+    model.to(device=ctx.device, dtype=dtype)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
@@ -296,7 +303,6 @@ def evaluate(args) -> dict:
     if ctx.is_main:
         print_table(result["test_mae"])
     finish(args, result, ctx)
-    ctx.close()
     return result
 
 
@@ -312,7 +318,11 @@ def print_table(test_mae: dict) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    return train(args) if args.command == "train" else evaluate(args)
+    ctx = init_distributed()
+    try:  # the model (DDP) is freed when train returns, before the process group
+        return (train if args.command == "train" else evaluate)(args, ctx)
+    finally:
+        ctx.close()
 
 
 if __name__ == "__main__":

@@ -66,8 +66,14 @@ class DistributedContext:
             dist.barrier()
 
     def close(self) -> None:
-        """Leave the process group (no-op for one process)."""
+        """Leave the process group (no-op for one process), once every process got here.
+
+        Free the DistributedDataParallel models first (e.g. call this after the function
+        that held them returned): a DDP destroyed after its process group can hang the
+        process at exit.
+        """
         if self.distributed and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
@@ -94,7 +100,10 @@ def init_distributed(backend: str = None) -> DistributedContext:
 def all_reduce_sum(tensor: torch.Tensor, ctx: DistributedContext) -> torch.Tensor:
     """Sum of ``tensor`` over processes (in place; returned); itself for one process."""
     if ctx.distributed:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        # NCCL reduces only device tensors: go through ctx.device and back
+        moved = tensor.to(ctx.device)
+        dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+        tensor.copy_(moved)
     return tensor
 
 
