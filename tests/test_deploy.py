@@ -63,20 +63,18 @@ def deployment(tmp_path_factory):
     """The eager wrapper, its exported program and the loaded AOTInductor package."""
     from torch.export._trace import _export
 
-    with pytest.MonkeyPatch.context() as patch, torch.backends.opt_einsum.flags(enabled=False):
-        # the reference backend keeps every size symbolic (see docs/deploy.rst)
-        patch.setenv("EQUINET_BACKEND", "reference")
-        torch.manual_seed(0)
-        model = PointsNetwork("0e", num_species=2, lmax=1, cutoff=CUTOFF, num_layers=1, mul=2,
-                              num_radial=4, radial_hidden=(8,), pool="sum").double()
-        wrapper = EnergyForces(model)
-        example = _structure(*STRUCTURES["molecule"])
-        wrapper(*example)  # builds the cached constants from real tensors
-        atoms, edges = torch.export.Dim("atoms", min=1), torch.export.Dim("edges")
-        program = _export(wrapper, example, strict=False, pre_dispatch=False,
-                          dynamic_shapes=({0: atoms}, {0: atoms}, {1: edges}, {0: edges}))
-        path = torch._inductor.aoti_compile_and_package(
-            program, package_path=str(tmp_path_factory.mktemp("aoti") / "points_network.pt2"))
+    # the model's default backend: traced tensor products keep every size symbolic
+    torch.manual_seed(0)
+    model = PointsNetwork("0e", num_species=2, lmax=1, cutoff=CUTOFF, num_layers=1, mul=2,
+                          num_radial=4, radial_hidden=(8,), pool="sum").double()
+    wrapper = EnergyForces(model)
+    example = _structure(*STRUCTURES["molecule"])
+    wrapper(*example)  # builds the cached constants from real tensors
+    atoms, edges = torch.export.Dim("atoms", min=1), torch.export.Dim("edges")
+    program = _export(wrapper, example, strict=False, pre_dispatch=False,
+                      dynamic_shapes=({0: atoms}, {0: atoms}, {1: edges}, {0: edges}))
+    path = torch._inductor.aoti_compile_and_package(
+        program, package_path=str(tmp_path_factory.mktemp("aoti") / "points_network.pt2"))
     return wrapper, program, torch._inductor.aoti_load_package(path)
 
 
@@ -149,12 +147,11 @@ def test_compiled_points_network_fullgraph():
                                           backend="aot_eager"))
 
     def run():
-        with torch.backends.opt_einsum.flags(enabled=False):
-            for name in STRUCTURES:
-                inputs = _structure(*STRUCTURES[name])
-                energy, forces = compiled(*inputs)
-                torch.testing.assert_close(energy, wrapper(*inputs)[0])
-                torch.testing.assert_close(forces, wrapper(*inputs)[1])
+        for name in STRUCTURES:
+            inputs = _structure(*STRUCTURES[name])
+            energy, forces = compiled(*inputs)
+            torch.testing.assert_close(energy, wrapper(*inputs)[0])
+            torch.testing.assert_close(forces, wrapper(*inputs)[1])
 
     caught = _dynamo_warnings(run)
     assert not [w for w in caught if "lru_cache" in w], caught
@@ -183,3 +180,22 @@ def test_compiled_tensor_product_conv():
         for g, h in zip(torch.autograd.grad(got.sum(), [x, w]),
                         torch.autograd.grad(want.sum(), [x, w])):
             torch.testing.assert_close(g, h)
+
+
+def test_compiled_model_reuses_one_graph_for_new_sizes():
+    """An MD run changes the numbers of atoms and edges at every step: after the one
+    recompile with symbolic sizes, later sizes must not compile again (with the torch
+    backend's chunking or opt_einsum's size-dependent order they did, every time)."""
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(2)
+    model = PointsNetwork("0e", num_species=2, lmax=1, cutoff=CUTOFF, num_layers=1, mul=2,
+                          num_radial=4, radial_hidden=(8,), pool="sum", backend="torch").double()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    torch._dynamo.reset()
+    counters.clear()
+    for n, seed in ((6, 0), (8, 1), (11, 2), (13, 3)):
+        pos, species, edge_index, edge_shift = _structure(n, seed)
+        torch.testing.assert_close(compiled(pos, species, edge_index=edge_index),
+                                   model(pos, species, edge_index=edge_index))
+    assert counters["stats"]["unique_graphs"] == 2

@@ -191,7 +191,8 @@ class TensorProductConv(TensorProduct):
         """
         if num_nodes is None:
             num_nodes = x.shape[0]
-        if not isinstance(num_nodes, torch.SymInt):  # a symbolic size stays symbolic
+        # a symbolic size stays symbolic (operator.index would pin it to the example's)
+        if not (isinstance(num_nodes, torch.SymInt) or torch.compiler.is_compiling()):
             count = as_int(num_nodes)  # 2.7 is not a count of nodes: no silent truncation
             if count is None or count < 0:
                 raise ValueError(f"num_nodes must be a non-negative integer, got {num_nodes!r}")

@@ -174,6 +174,12 @@ class TensorProduct(torch.nn.Module):
         return resolve_backend(self.backend, self.descriptor, torch.device(device))
 
     def _kernel(self, device: torch.device):
+        if torch.compiler.is_compiling():
+            # compiled graphs and exported programs must keep the batch size symbolic (an MD
+            # step changes the numbers of atoms and edges): the readable einsums do, and the
+            # compiler fuses them; the torch backend's chunks and cached plans take concrete
+            # sizes, so every new size would compile anew
+            return kernels.reference.tensor_product
         key = str(device)
         name = self._backend_names.get(key)
         if name is None:

@@ -30,6 +30,25 @@ def _einsum_formula(mode: str, weighted: bool, batched_weight: bool) -> str:
     return ",".join(operands) + f"->z{out}k"
 
 
+def _einsum(formula: str, operands) -> torch.Tensor:
+    if not torch.compiler.is_compiling():
+        return torch.einsum(formula, *operands)
+    # Traced (torch.compile, torch.export): opt_einsum would choose the contraction order
+    # from the example's sizes and so pin the number of samples, which must stay symbolic
+    # (a molecular-dynamics step changes it). Two-operand einsums consult no path optimiser:
+    # contract x1 with the coupling first (the smallest intermediate), then x2, the weights.
+    inputs, output = formula.split("->")
+    terms = inputs.split(",")
+    order = [0, 2, 1] + list(range(3, len(terms)))
+    result, indices = operands[0], terms[0]
+    for position, k in enumerate(order[1:], start=1):
+        later = "".join(terms[j] for j in order[position + 1:]) + output
+        kept = "".join(dict.fromkeys(c for c in indices + terms[k] if c in later))
+        result = torch.einsum(f"{indices},{terms[k]}->{kept}", result, operands[k])
+        indices = kept
+    return torch.einsum(f"{indices}->{output}", result)
+
+
 def tensor_product(desc: TensorProductDescriptor, x1: torch.Tensor, x2: torch.Tensor,
                    weight: torch.Tensor) -> torch.Tensor:
     r"""Evaluate the descriptor's paths one by one.
@@ -62,7 +81,7 @@ def tensor_product(desc: TensorProductDescriptor, x1: torch.Tensor, x2: torch.Te
             w = weight[..., p.weight[0]:p.weight[1]]
             operands.append(w.reshape(((z,) if batched_weight else ()) + p.weight_shape))
         formula = _einsum_formula(p.mode, p.weight is not None, batched_weight)
-        block = p.coefficient * torch.einsum(formula, *operands).reshape(z, p.mul_out * d3)
+        block = p.coefficient * _einsum(formula, operands).reshape(z, p.mul_out * d3)
         blocks[p.out] = blocks[p.out] + block if p.out in blocks else block
     pieces, position = [], 0
     for start, stop in sorted(blocks):
