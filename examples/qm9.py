@@ -223,7 +223,10 @@ def train(args, ctx) -> dict:
             maes = mean_abs_errors(model, ds, valid_idx, ctx, dtype)
         valid_loss = sum(maes[t] / s for t, s in loss_scale.items())
         history["lr"].append(optimizer.param_groups[0]["lr"])
-        scheduler.step(valid_loss) if args.schedule == "plateau" else scheduler.step()
+        if args.schedule == "plateau":
+            scheduler.step(valid_loss)
+        else:
+            scheduler.step()
         history["train_loss"].append(loss)
         history["valid_loss"].append(valid_loss)
         epoch += 1
@@ -260,6 +263,8 @@ def train(args, ctx) -> dict:
 
 def read_checkpoint(path, config=None) -> dict:
     """Load a checkpoint of this example; with ``config``, check it is the same model."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (train first, or check --out)")
     state = load_checkpoint(path, map_location="cpu")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a checkpoint of examples/qm9.py (format "
