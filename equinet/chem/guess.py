@@ -216,18 +216,8 @@ def scf_cycles_from_guess(mol, level, dm0="minao"):
     >>> scf_cycles_from_guess(mol, level, "minao") > 0
     True
     """
-    from pyscf import dft, scf
-
     restricted = level.spin == 0
-    if level.is_hf:
-        mf = scf.RHF(mol) if restricted else scf.UHF(mol)
-    else:
-        mf = dft.RKS(mol) if restricted else dft.UKS(mol)
-        mf.xc = level.xc
-        mf.grids.level = level.grids_level
-    mf.conv_tol = level.conv_tol
-    mf.max_cycle = level.max_cycle
-    mf.verbose = 0
+    mf = level.make_scf(mol)
     if isinstance(dm0, str):
         mf.init_guess = dm0
         mf.kernel()

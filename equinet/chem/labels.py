@@ -235,6 +235,27 @@ class LevelOfTheory:
         """:func:`build_mole` with this level's basis, charge and spin."""
         return build_mole(z, pos, self.basis, self.charge, self.spin)
 
+    def make_scf(self, mol):
+        """PySCF's SCF object of this level for a built ``mol``, set up but not run.
+
+        Restricted (RHF/RKS) for ``spin == 0``, unrestricted (UHF/UKS) otherwise; the
+        functional, grid level, ``conv_tol`` and ``max_cycle`` of this level; quiet.
+        """
+        _pyscf()
+        from pyscf import dft, scf
+
+        restricted = self.spin == 0
+        if self.is_hf:
+            mf = scf.RHF(mol) if restricted else scf.UHF(mol)
+        else:
+            mf = dft.RKS(mol) if restricted else dft.UKS(mol)
+            mf.xc = self.xc
+            mf.grids.level = self.grids_level
+        mf.conv_tol = self.conv_tol
+        mf.max_cycle = self.max_cycle
+        mf.verbose = 0
+        return mf
+
 
 def run_scf(mol, level: LevelOfTheory):
     """Run the SCF of ``level`` on a built ``mol`` and return the converged PySCF object.
@@ -246,20 +267,7 @@ def run_scf(mol, level: LevelOfTheory):
     SCFNotConverged
         If the SCF does not converge within ``level.max_cycle`` cycles.
     """
-    _pyscf()
-    from pyscf import dft, scf
-
-    restricted = level.spin == 0
-    if level.is_hf:
-        mf = scf.RHF(mol) if restricted else scf.UHF(mol)
-    else:
-        mf = dft.RKS(mol) if restricted else dft.UKS(mol)
-        mf.xc = level.xc
-        mf.grids.level = level.grids_level
-    mf.conv_tol = level.conv_tol
-    mf.max_cycle = level.max_cycle
-    mf.verbose = 0
-
+    mf = level.make_scf(mol)
     counter = {"cycles": 0}
 
     def callback(envs):

@@ -109,20 +109,9 @@ def make_scf(mol, level):
     The same settings as :func:`~equinet.chem.run_scf` (functional, grid level,
     ``conv_tol``, ``max_cycle``).
     """
-    from pyscf import dft, scf
-
     if level.spin != 0 or mol.spin != 0:
         raise ValueError("only closed-shell (spin = 0) molecules are supported")
-    if level.is_hf:
-        mf = scf.RHF(mol)
-    else:
-        mf = dft.RKS(mol)
-        mf.xc = level.xc
-        mf.grids.level = level.grids_level
-    mf.conv_tol = level.conv_tol
-    mf.max_cycle = level.max_cycle
-    mf.verbose = 0
-    return mf
+    return level.make_scf(mol)
 
 
 def total_energy(mols, dms, level) -> np.ndarray:
