@@ -266,7 +266,7 @@ class PointsNetwork(torch.nn.Module):
             of edges of a radius graph depends on the values of ``pos``).
         edge_shift : torch.Tensor, optional
             With ``edge_index``: Cartesian shifts ``[E, 3]`` added to the edge vectors,
-            :math:`ec r_\mathrm{dst} - ec r_\mathrm{src} + \mathrm{shift}`; for periodic
+            :math:`\vec r_\mathrm{dst} - \vec r_\mathrm{src} + \mathrm{shift}`; for periodic
             images, ``integer_shifts @ cell`` (from ASE's ``i, j, S = neighbor_list("ijS",
             atoms, cutoff)``: ``edge_index = [i, j]``, ``edge_shift = S @ cell``). Zero by
             default.
