@@ -1,0 +1,119 @@
+"""The Hamiltonian example end to end on a cheap level (HF/sto-3g, 8 + 4 water geometries):
+training lowers the loss, checkpoints load with weights_only and resume bitwise, evaluate
+runs PySCF itself and writes the JSON and the matrices in PySCF's order, bad input fails
+clearly."""
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pyscf")
+pytest.importorskip("ase")
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "examples" / "hamiltonian.py"
+SMALL = ["--xc", "HF", "--basis", "sto-3g", "--n-train", "8", "--n-valid", "4", "--mul", "4",
+         "--batch-size", "4", "--lr", "1e-2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def ham(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EQUINET_CACHE", str(cache))
+        spec = importlib.util.spec_from_file_location("hamiltonian_example", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+
+
+@pytest.fixture(scope="module")
+def trained(ham, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = ham.main(["train", *SMALL, "--epochs", "3", "--out", str(out / "run"),
+                       "--json", str(out / "train.json")])
+    return out, result
+
+
+def write_xyz(path, frames, symbols=("O", "H", "H")):
+    lines = []
+    for pos in frames:
+        lines += [str(len(symbols)), "water"]
+        lines += [f"{s} {x:.8f} {y:.8f} {z:.8f}" for s, (x, y, z) in zip(symbols, pos)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_train_lowers_loss_and_saves(ham, trained):
+    out, result = trained
+    assert result["train_loss"][-1] < result["train_loss"][0]
+    metrics = json.loads((out / "train.json").read_text())
+    assert metrics["n_train"] == 8 and metrics["n_valid"] == 4 and metrics["epochs"] == 3
+    assert set(metrics["valid"]) == {"mae_H_uHa", "mae_occ_eps_uHa", "psi_cosine"}
+    for name in ("learning_curve.png", "predictions.png"):
+        assert (out / "run" / name).stat().st_size > 1000
+    state = torch.load(out / "run" / "ckpt.pt", weights_only=True)
+    assert state["epoch"] == 3 and state["z"] == [8, 1, 1]
+    assert state["level"]["xc"] == "HF" and state["level"]["basis"] == "sto-3g"
+
+
+def test_resume_is_exact(ham, trained, tmp_path):
+    out, result = trained
+    ham.main(["train", *SMALL, "--epochs", "3", "--out", str(tmp_path), "--stop-after", "2"])
+    again = ham.main(["train", *SMALL, "--epochs", "3", "--out", str(tmp_path), "--resume"])
+    assert again["train_loss"] == result["train_loss"]
+    a = torch.load(out / "run" / "ckpt.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "ckpt.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_evaluate_writes_metrics_and_matrices(ham, trained, tmp_path):
+    out, _ = trained
+    rng = np.random.default_rng(0)
+    frames = [ham.WATER.pos + 0.02 * rng.standard_normal((3, 3)) for _ in range(2)]
+    write_xyz(tmp_path / "w.xyz", frames)
+    result = ham.main(["evaluate", "--checkpoint", str(out / "run" / "ckpt.pt"),
+                       "--xyz", str(tmp_path / "w.xyz"), "--save", str(tmp_path / "f.npz"),
+                       "--json", str(tmp_path / "m.json"), "--plot", str(tmp_path / "p.png"),
+                       "--no-progress"])
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    for key in ("mae_H_uHa", "mae_occ_eps_uHa", "psi_cosine", "energy_error_uHa"):
+        assert np.isfinite(metrics[key]) and metrics[key] == result[key]
+    assert 0 <= metrics["psi_cosine"] <= 1 + 1e-9
+    assert set(metrics["scf_iterations"]) == {"minao", "predicted"}
+    assert metrics["scf_iterations"]["minao"] >= 1
+    saved = np.load(tmp_path / "f.npz")
+    assert saved["F"].shape == (2, 7, 7)  # sto-3g water: 7 functions
+    assert np.allclose(saved["F"], saved["F"].transpose(0, 2, 1))
+    # PySCF's order: the model's matrix of frame 0, converted, equals the saved one
+    from equinet.chem import BasisLayout
+    from equinet.chem.labels import LevelOfTheory
+
+    state = torch.load(out / "run" / "ckpt.pt", weights_only=True)
+    model = ham.build_model(state["config"]).double()
+    ema = ham.ExponentialMovingAverage(model)
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    ema.copy_to()
+    layout = BasisLayout(LevelOfTheory("HF", "sto-3g").build_mole([8, 1, 1], frames[0]))
+    with torch.no_grad():
+        h = model(torch.as_tensor(frames[0]), torch.tensor([0, 1, 1]))
+    np.testing.assert_allclose(layout.to_pyscf(h.numpy(), kind="matrix"), saved["F"][0],
+                               atol=1e-6)  # the xyz file rounds to 1e-8 A
+
+
+def test_bad_input_fails_clearly(ham, trained, tmp_path):
+    out, _ = trained
+    ckpt = str(out / "run" / "ckpt.pt")
+    write_xyz(tmp_path / "nh3.xyz", [np.zeros((3, 3))], symbols=("N", "H", "H"))
+    with pytest.raises(ValueError, match="trained on"):
+        ham.main(["evaluate", "--checkpoint", ckpt, "--xyz", str(tmp_path / "nh3.xyz")])
+    (tmp_path / "bad.xyz").write_text("3\nwater\nO 0 0 zero\nH 1 0\n")
+    with pytest.raises(ValueError, match="not a readable xyz"):
+        ham.main(["evaluate", "--checkpoint", ckpt, "--xyz", str(tmp_path / "bad.xyz")])
+    with pytest.raises(FileNotFoundError, match="no xyz file"):
+        ham.main(["evaluate", "--checkpoint", ckpt, "--xyz", str(tmp_path / "none.xyz")])
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        ham.main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"),
+                  "--xyz", str(tmp_path / "nh3.xyz")])
