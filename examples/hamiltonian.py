@@ -10,8 +10,8 @@ Run::
 The shipped weights ``examples/weights/hamiltonian_water.pt`` (used by ``evaluate`` without
 ``--checkpoint``) were made with::
 
-    OMP_NUM_THREADS=1 python examples/hamiltonian.py train --quick --epochs 60 \
-        --out hamiltonian_quick && cp hamiltonian_quick/ckpt.pt examples/weights/hamiltonian_water.pt
+    OMP_NUM_THREADS=1 python examples/hamiltonian.py train --quick --out hamiltonian_quick
+    python examples/hamiltonian.py export hamiltonian_quick/ckpt.pt examples/weights/hamiltonian_water.pt
 
 The data: water geometries drawn from the harmonic thermal distribution of its normal
 modes (:func:`equinet.data.normal_mode_samples`, 500 K by default) around the PBE/def2-SVP
@@ -91,9 +91,9 @@ def parse_args(argv=None):
     train.add_argument("--layers", type=int, default=2)
     train.add_argument("--lmax-sh", type=int, default=2, help="degree of the edge harmonics")
     train.add_argument("--cutoff", type=float, default=4.0, help="Angstrom")
-    train.add_argument("--epochs", type=int, default=None, help="default 300 (quick: 30)")
-    train.add_argument("--batch-size", type=int, default=8, help="global, over processes")
-    train.add_argument("--lr", type=float, default=5e-3)
+    train.add_argument("--epochs", type=int, default=None, help="default 300 (quick: 60)")
+    train.add_argument("--batch-size", type=int, default=4, help="global, over processes")
+    train.add_argument("--lr", type=float, default=1e-2)
     train.add_argument("--ema-decay", type=float, default=0.99)
     train.add_argument("--quick", action="store_true", help="a run of minutes on a CPU")
     train.add_argument("--seed", type=int, default=0)
@@ -110,6 +110,9 @@ def parse_args(argv=None):
     evaluate.add_argument("--save", default=None, help="write the predicted matrices (.npz, "
                           "key F, PySCF's AO order, Hartree)")
     evaluate.add_argument("--plot", default=None, help="write the orbital/block plot (PNG)")
+    export = sub.add_parser("export", help="keep only the averaged weights (to ship them)")
+    export.add_argument("checkpoint")
+    export.add_argument("weights")
     for p in (train, evaluate):
         p.add_argument("--json", default=None, help="write the final metrics here")
         p.add_argument("--no-progress", action="store_true")
@@ -117,7 +120,7 @@ def parse_args(argv=None):
                        "process (on a shared machine 1 is often fastest)")
     args = parser.parse_args(argv)
     if args.command == "train":
-        quick = (dict(epochs=30, n_train=60, n_valid=20) if args.quick else
+        quick = (dict(epochs=60, n_train=60, n_valid=20) if args.quick else
                  dict(epochs=300, n_train=500, n_valid=500))
         for key, value in quick.items():
             if getattr(args, key) is None:
@@ -400,9 +403,10 @@ def evaluate(args, ctx) -> dict:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
         raise ValueError(f"{path}: weights do not fit its model: {err}") from None
-    ema = ExponentialMovingAverage(model)
-    ema.load_state_dict(state["ema"])
-    ema.copy_to()
+    if "ema" in state:  # a training checkpoint: use the averaged weights
+        ema = ExponentialMovingAverage(model)
+        ema.load_state_dict(state["ema"])
+        ema.copy_to()
     model.eval()
     level = LevelOfTheory.from_dict(state["level"])
     z = state["z"]
@@ -457,11 +461,29 @@ def evaluate(args, ctx) -> dict:
     return result
 
 
+def export(args, ctx) -> dict:
+    """Write the averaged weights of a training checkpoint alone (no optimiser state)."""
+    state = read_checkpoint(args.checkpoint)
+    model = build_model(state["config"]).to(getattr(torch, state["args"]["dtype"]))
+    model.load_state_dict(state["model"])
+    ema = ExponentialMovingAverage(model)
+    ema.load_state_dict(state["ema"])
+    ema.copy_to()
+    keep = ("format", "config", "args", "level", "z", "scale", "epoch", "n_train",
+            "history", "wall_time_s")
+    weights = {**{k: state[k] for k in keep}, "model": model.state_dict()}
+    if ctx.is_main:
+        Path(args.weights).parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(args.weights, weights)
+    return {"weights": str(args.weights), "epoch": state["epoch"]}
+
+
 # ---------------------------------------------------------------------------- reporting
 def print_table(m: dict, what: str) -> None:
     """This run's metrics beside the published MD17-water ones."""
+    print(f"this run: {what}")
     print(f"{'':22s} {'MAE H (uHa)':>12s} {'MAE occ. eps (uHa)':>19s} {'cosine (%)':>11s}")
-    print(f"{'this run, ' + what:22s} {m['mae_H_uHa']:12.2f} {m['mae_occ_eps_uHa']:19.2f} "
+    print(f"{'this run':22s} {m['mae_H_uHa']:12.2f} {m['mae_occ_eps_uHa']:19.2f} "
           f"{100 * m['psi_cosine']:11.3f}")
     for name, mae_h, mae_eps, cosine in PUBLISHED:
         print(f"{name + ' (MD17 water)':22s} {mae_h:12.2f} {mae_eps:19.2f} {cosine:11.2f}")
@@ -505,7 +527,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     ctx = init_distributed()
     try:  # the model (DDP) is freed when train returns, before the process group
-        return (train if args.command == "train" else evaluate)(args, ctx)
+        return {"train": train, "evaluate": evaluate, "export": export}[args.command](args, ctx)
     finally:
         ctx.close()
 

@@ -103,6 +103,29 @@ def test_evaluate_writes_metrics_and_matrices(ham, trained, tmp_path):
                                atol=1e-6)  # the xyz file rounds to 1e-8 A
 
 
+def test_export_keeps_the_averaged_weights(ham, trained, tmp_path):
+    out, _ = trained
+    write_xyz(tmp_path / "w.xyz", [ham.WATER.pos])
+    ham.main(["export", str(out / "run" / "ckpt.pt"), str(tmp_path / "weights.pt")])
+    state = torch.load(tmp_path / "weights.pt", weights_only=True)
+    assert "ema" not in state and "optimizer" not in state
+    runs = [ham.main(["evaluate", "--checkpoint", str(path), "--xyz", str(tmp_path / "w.xyz"),
+                      "--save", str(tmp_path / f"{k}.npz"), "--no-progress"])
+            for k, path in enumerate((out / "run" / "ckpt.pt", tmp_path / "weights.pt"))]
+    assert runs[0]["mae_H_uHa"] == runs[1]["mae_H_uHa"]
+    assert np.array_equal(np.load(tmp_path / "0.npz")["F"], np.load(tmp_path / "1.npz")["F"])
+
+
+def test_shipped_weights(ham, tmp_path, monkeypatch):
+    write_xyz(tmp_path / "w.xyz", [ham.WATER.pos])
+    if ham.DEFAULT_WEIGHTS.is_file():  # PBE/def2-SVP: one frame, the reference run here
+        result = ham.main(["evaluate", "--xyz", str(tmp_path / "w.xyz"), "--no-progress"])
+        assert result["mae_H_uHa"] < 1e4 and result["psi_cosine"] > 0.9
+    monkeypatch.setattr(ham, "DEFAULT_WEIGHTS", tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="shipped weights"):
+        ham.main(["evaluate", "--xyz", str(tmp_path / "w.xyz")])
+
+
 def test_bad_input_fails_clearly(ham, trained, tmp_path):
     out, _ = trained
     ckpt = str(out / "run" / "ckpt.pt")
