@@ -11,7 +11,8 @@ The shipped weights ``examples/weights/hamiltonian_water.pt`` (used by ``evaluat
 ``--checkpoint``) were made with::
 
     OMP_NUM_THREADS=1 python examples/hamiltonian.py train --quick --out hamiltonian_quick
-    python examples/hamiltonian.py export hamiltonian_quick/ckpt.pt examples/weights/hamiltonian_water.pt
+    python examples/hamiltonian.py export hamiltonian_quick/ckpt.pt \
+        examples/weights/hamiltonian_water.pt
 
 The data: water geometries drawn from the harmonic thermal distribution of its normal
 modes (:func:`equinet.data.normal_mode_samples`, 500 K by default) around the PBE/def2-SVP
