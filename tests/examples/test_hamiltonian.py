@@ -4,7 +4,10 @@ runs PySCF itself and writes the JSON and the matrices in PySCF's order, bad inp
 clearly."""
 import importlib.util
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -26,6 +29,7 @@ def ham(tmp_path_factory):
         spec = importlib.util.spec_from_file_location("hamiltonian_example", SCRIPT)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        module.cache = str(cache)
         yield module
 
 
@@ -66,6 +70,19 @@ def test_resume_is_exact(ham, trained, tmp_path):
     a = torch.load(out / "run" / "ckpt.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "ckpt.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_torchrun_two_processes_equal_one(ham, trained, tmp_path):
+    _, result = trained  # its data are in the cache: the processes only train
+    env = dict(os.environ, EQUINET_CACHE=ham.cache, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", str(SCRIPT), "train", *SMALL, "--epochs", "3",
+               "--stop-after", "1", "--out", str(tmp_path), "--json", str(tmp_path / "m.json")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["rank_weight_difference"] == 0.0
+    assert metrics["train_loss"][0] == pytest.approx(result["train_loss"][0], rel=1e-10)
 
 
 def test_evaluate_writes_metrics_and_matrices(ham, trained, tmp_path):
