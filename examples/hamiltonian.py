@@ -10,7 +10,8 @@ Run::
 The shipped weights ``examples/weights/hamiltonian_water.pt`` (used by ``evaluate`` without
 ``--checkpoint``) were made with::
 
-    OMP_NUM_THREADS=1 python examples/hamiltonian.py train --quick --out hamiltonian_quick
+    OMP_NUM_THREADS=1 python examples/hamiltonian.py train --quick --epochs 200 \
+        --out hamiltonian_quick
     python examples/hamiltonian.py export hamiltonian_quick/ckpt.pt \
         examples/weights/hamiltonian_water.pt
 
