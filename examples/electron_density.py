@@ -12,8 +12,13 @@ Run::
 Shipped weights (``examples/weights/electron_density.pt``, used by ``evaluate`` when no
 ``--checkpoint`` is given) were made with::
 
-    OMP_NUM_THREADS=1 python examples/electron_density.py train --quick --out ed_quick
-    # then: the checkpoint's model, EMA and config only (see ``export_weights``)
+    OMP_NUM_THREADS=1 python examples/electron_density.py train --quick \
+        --clusters 1:20,2:40,3:20 --epochs 100 --out ed_ship       # ~6 min labels, ~5 min training
+    python -c "import runpy; runpy.run_path('examples/electron_density.py')\
+['export_weights']('ed_ship/ckpt.pt')"
+
+(72 training, 8 validation clusters of 1-3 waters; validation eps 1.07% against the fitted
+reference on PySCF's grid, from 11.7% for the free atoms superposed.)
 
 The data: random clusters of rigid waters (:func:`equinet.data.water_clusters`), labelled
 with PySCF at PBE/def2-SVP (``--xc``, ``--basis``); the SCF density is fitted onto the
@@ -548,10 +553,12 @@ def print_table(results: list) -> None:
     print(f"{'#':>3s} {'atoms':>5s} {'eps':>6s} {'eps_pg':>6s} {'vsSCF':>6s} {'fit':>6s} "
           f"{'N_pred':>8s} {'N_ref':>8s}  SCF iterations " + " ".join(guesses))
     for k, r in enumerate(results):
+        vs_scf, floor = (r["eps_percent_vs_scf"], r["eps_percent_fit_vs_scf"])
+        if vs_scf is None:  # only the PySCF grid was asked for
+            vs_scf, floor = (r["eps_percent_vs_scf_pyscf_grid"],
+                             r["eps_percent_fit_vs_scf_pyscf_grid"])
         print(f"{k:3d} {r['n_atoms']:5d} {fmt(r['eps_percent']):>6s} "
-              f"{fmt(r['eps_percent_pyscf_grid']):>6s} "
-              f"{fmt(r['eps_percent_vs_scf'] if r['eps_percent_vs_scf'] is not None else r['eps_percent_vs_scf_pyscf_grid']):>6s} "
-              f"{fmt(r['eps_percent_fit_vs_scf'] if r['eps_percent_fit_vs_scf'] is not None else r['eps_percent_fit_vs_scf_pyscf_grid']):>6s} "
+              f"{fmt(r['eps_percent_pyscf_grid']):>6s} {fmt(vs_scf):>6s} {fmt(floor):>6s} "
               f"{r['n_electrons_pred']:8.3f} {r['n_electrons_ref']:8.3f}  "
               + " ".join(str(r["scf_iterations"][g]) for g in guesses))
     print("eps: % vs the fitted reference (uniform grid; eps_pg: PySCF's grid); vsSCF: vs the "

@@ -137,3 +137,16 @@ def test_bad_input_fails_clearly(example, tmp_path):
                       str(methane)])
     with pytest.raises(ValueError, match="--clusters"):
         example.main(["train", "--data", str(tmp_path / "d"), *SMALL, "--clusters", "two:3"])
+
+
+def test_shipped_weights(example, tmp_path):
+    """Without --checkpoint evaluate uses examples/weights/electron_density.pt (PBE/def2-SVP)."""
+    if not example.WEIGHTS.is_file():
+        pytest.skip("no shipped weights")
+    state = torch.load(example.WEIGHTS, weights_only=True)
+    assert state["level"]["basis"] == "def2-SVP" and example.WEIGHTS.stat().st_size < 2e6
+    water = tmp_path / "water.xyz"
+    water.write_text("3\n\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n")
+    rows = example.main(["evaluate", "--xyz", str(water), "--grid", "becke", "--guesses", "",
+                         "--no-progress"])
+    assert rows[0]["eps_percent_pyscf_grid"] < 5
