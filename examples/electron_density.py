@@ -478,6 +478,9 @@ def evaluate(args, ctx) -> list:
     for k, (z, _) in enumerate(structures):  # fail before any SCF
         try:
             species_of(z, config["elements"])
+            if int(np.sum(z)) % 2:
+                raise ValueError(f"{int(np.sum(z))} electrons: this example runs neutral "
+                                 "closed-shell structures only")
         except ValueError as error:
             raise ValueError(f"{args.xyz}, structure {k}: {error}") from None
     model = make_model(config)

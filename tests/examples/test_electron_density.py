@@ -124,6 +124,10 @@ def test_bad_input_fails_clearly(example, tmp_path):
     methane.write_text("2\n\nC 0 0 0\nH 0 0 1.09\n")
     with pytest.raises(ValueError, match=r"trained on \['H', 'O'\] only.*\['C'\]"):
         example.main(["evaluate", "--checkpoint", ckpt, "--xyz", str(methane)])
+    hydroxyl = tmp_path / "hydroxyl.xyz"
+    hydroxyl.write_text("2\n\nO 0 0 0\nH 0 0 0.97\n")
+    with pytest.raises(ValueError, match="structure 0: 9 electrons"):
+        example.main(["evaluate", "--checkpoint", ckpt, "--xyz", str(hydroxyl)])
     broken = tmp_path / "broken.xyz"
     broken.write_text("3\n\nO 0 0 0\nH 0 zero 1\n")
     with pytest.raises(ValueError, match="cannot read"):
