@@ -129,8 +129,10 @@ def test_export_keeps_the_averaged_weights(ham, trained, tmp_path):
     runs = [ham.main(["evaluate", "--checkpoint", str(path), "--xyz", str(tmp_path / "w.xyz"),
                       "--save", str(tmp_path / f"{k}.npz"), "--no-progress"])
             for k, path in enumerate((out / "run" / "ckpt.pt", tmp_path / "weights.pt"))]
-    assert runs[0]["mae_H_uHa"] == runs[1]["mae_H_uHa"]
-    assert np.array_equal(np.load(tmp_path / "0.npz")["F"], np.load(tmp_path / "1.npz")["F"])
+    # the reference SCF of each evaluate may differ in its last bits (threaded PySCF sums)
+    assert runs[0]["mae_H_uHa"] == pytest.approx(runs[1]["mae_H_uHa"], rel=1e-9)
+    np.testing.assert_allclose(np.load(tmp_path / "0.npz")["F"], np.load(tmp_path / "1.npz")["F"],
+                               rtol=1e-12, atol=1e-14)
 
 
 def test_shipped_weights(ham, tmp_path, monkeypatch):
