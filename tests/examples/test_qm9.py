@@ -57,6 +57,25 @@ def test_train_lowers_loss_and_evaluate_reproduces(qm9, tmp_path):
                       "--source", qm9.source, "--no-progress"])
     for t, v in metrics["test_mae"].items():
         assert again["test_mae"][t] == pytest.approx(v, rel=1e-12)
+    # the exported file, to ship: no optimizer state, and the same test errors
+    qm9.main(["export", str(tmp_path / "run" / "ckpt.pt"), str(tmp_path / "model.pt")])
+    shipped = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert not {"optimizer", "scheduler", "rng"} & set(shipped) and shipped["epoch"] == 4
+    exported = qm9.main(["evaluate", "--checkpoint", str(tmp_path / "model.pt"),
+                         "--source", qm9.source, "--no-progress"])
+    assert exported["test_mae"] == again["test_mae"]
+
+
+def test_shipped_weights_load():
+    """examples/weights/qm9_U0_quick.pt: the model the docstring's command made."""
+    state = torch.load(SCRIPT.parent / "weights" / "qm9_U0_quick.pt", weights_only=True)
+    spec = importlib.util.spec_from_file_location("qm9_example_shipped", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert state["format"] == module.FORMAT and state["config"]["targets"] == ["U0"]
+    model = module.QM9Network(**state["config"])
+    model.load_state_dict(state["model"])
+    assert state["n_train"] == 10000 and len(state["test_indices"]) == 10831
 
 
 def test_resume_is_bitwise(qm9, tmp_path):
