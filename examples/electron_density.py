@@ -419,15 +419,7 @@ def read_checkpoint(path, config=None) -> dict:
         hint = ("train one first (examples/electron_density.py train --quick) or pass "
                 "--checkpoint" if Path(path) == WEIGHTS else "train first, or check --out")
         raise FileNotFoundError(f"no checkpoint at {path}: {hint}")
-    state = load_checkpoint(path, map_location="cpu")
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a checkpoint of examples/electron_density.py (format "
-                         f"{state.get('format') if isinstance(state, dict) else None!r})")
-    if config is not None and state["config"] != config:
-        diff = {k: (state["config"].get(k), v) for k, v in config.items()
-                if state["config"].get(k) != v}
-        raise ValueError(f"{path} holds another model: (checkpoint, this run) differ in {diff}")
-    return state
+    return load_checkpoint(path, format=FORMAT, config=config, writer="examples/electron_density.py")
 
 
 def export_weights(checkpoint, path=WEIGHTS) -> None:

@@ -349,15 +349,7 @@ def read_checkpoint(path, config=None) -> dict:
     if not Path(path).is_file():
         raise FileNotFoundError(f"no checkpoint at {path} (train first, or check --out / "
                                 "--checkpoint)")
-    state = load_checkpoint(path, map_location="cpu")
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a checkpoint of examples/hamiltonian.py (format "
-                         f"{state.get('format') if isinstance(state, dict) else None!r})")
-    if config is not None and state["config"] != config:
-        diff = {k: (state["config"].get(k), v) for k, v in config.items()
-                if state["config"].get(k) != v}
-        raise ValueError(f"{path} holds another model: (checkpoint, this run) differ in {diff}")
-    return state
+    return load_checkpoint(path, format=FORMAT, config=config, writer="examples/hamiltonian.py")
 
 
 def finish(args, result, ctx):

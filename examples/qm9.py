@@ -277,15 +277,7 @@ def read_checkpoint(path, config=None) -> dict:
     """Load a checkpoint of this example; with ``config``, check it is the same model."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"no checkpoint at {path} (train first, or check --out)")
-    state = load_checkpoint(path, map_location="cpu")
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a checkpoint of examples/qm9.py (format "
-                         f"{state.get('format') if isinstance(state, dict) else None!r})")
-    if config is not None and state["config"] != config:
-        diff = {k: (state["config"].get(k), v) for k, v in config.items()
-                if state["config"].get(k) != v}
-        raise ValueError(f"{path} holds another model: (checkpoint, this run) differ in {diff}")
-    return state
+    return load_checkpoint(path, format=FORMAT, config=config, writer="examples/qm9.py")
 
 
 def finish(args, result, ctx):

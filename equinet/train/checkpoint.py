@@ -19,7 +19,7 @@ Examples
 """
 import os
 import random
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -71,9 +71,42 @@ def save_checkpoint(path: Union[str, os.PathLike], state: Dict[str, Any]) -> Non
         torch.save(state, f)
 
 
-def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` (runs no code from the file)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu", *,
+                    format: Optional[str] = None, config: Optional[Dict[str, Any]] = None,
+                    writer: Optional[str] = None) -> Dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (runs no code from the file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    map_location : optional
+        As for :func:`torch.load`.
+    format : str, optional
+        The checkpoint must be a dict whose ``"format"`` entry is this (e.g. the name and
+        version of the script that wrote it): a file of another program is refused clearly.
+    config : dict, optional
+        The checkpoint's ``"config"`` entry must equal this (the model being resumed):
+        the error names every setting that differs.
+    writer : str, optional
+        What writes such checkpoints (e.g. ``"examples/qm9.py"``), named in the format error.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        A missing file; another format; another model.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if format is not None and (not isinstance(state, dict) or state.get("format") != format):
+        found = state.get("format") if isinstance(state, dict) else None
+        raise ValueError(f"{path} is not a checkpoint of {writer or format} (format {found!r})")
+    if config is not None and state.get("config") != config:
+        theirs = state.get("config") or {}
+        diff = {k: (theirs.get(k), config.get(k)) for k in {**theirs, **config}
+                if theirs.get(k) != config.get(k)}
+        raise ValueError(f"{path} holds another model: (checkpoint, this run) differ in {diff}")
+    return state
 
 
 _PLAIN = (int, float, bool, str, type(None), torch.Tensor, torch.dtype, torch.device)

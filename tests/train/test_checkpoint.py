@@ -45,3 +45,17 @@ def test_refuses_objects_and_keeps_the_old_file(tmp_path):
         save_checkpoint(path, {"epoch": 2, "model": torch.nn.Linear(1, 1)})
     assert load_checkpoint(path) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left
+
+
+def test_load_checks_format_and_config(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"format": "demo/1", "config": {"lmax": 1, "mul": 8}})
+    assert load_checkpoint(path, format="demo/1", config={"lmax": 1, "mul": 8})["config"]
+    with pytest.raises(ValueError, match="not a checkpoint of examples/demo.py"):
+        load_checkpoint(path, format="demo/2", writer="examples/demo.py")
+    with pytest.raises(ValueError, match=r"another model.*'lmax': \(1, 2\)"):
+        load_checkpoint(path, config={"lmax": 2, "mul": 8})
+    with pytest.raises(ValueError, match="another model.*'mul'"):
+        load_checkpoint(path, config={"lmax": 1})  # a setting missing on one side counts
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
