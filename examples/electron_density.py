@@ -54,7 +54,7 @@ from equinet.chem.labels import LevelOfTheory, run_scf
 from equinet.models import DensityNetwork
 from equinet.train import (ExponentialMovingAverage, all_reduce_sum, init_distributed,
                            load_checkpoint, plot_history, rng_state, save_checkpoint,
-                           set_rng_state, train_epoch)
+                           restore_training, train_epoch)
 
 FORMAT = "equinet.examples.electron_density/1"
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "electron_density.pt"
@@ -295,12 +295,8 @@ def train(args, ctx) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "ckpt.pt"
     if args.resume:
-        state = read_checkpoint(ckpt_path, config)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
+        state = restore_training(read_checkpoint(ckpt_path, config), model, optimizer,
+                                 scheduler, ema)
         history, epoch, wall = state["history"], state["epoch"], state["wall_time_s"]
     tracked = valid[:args.n_eps]
     if ctx.is_main and epoch == 0:
@@ -419,7 +415,8 @@ def read_checkpoint(path, config=None) -> dict:
         hint = ("train one first (examples/electron_density.py train --quick) or pass "
                 "--checkpoint" if Path(path) == WEIGHTS else "train first, or check --out")
         raise FileNotFoundError(f"no checkpoint at {path}: {hint}")
-    return load_checkpoint(path, format=FORMAT, config=config, writer="examples/electron_density.py")
+    return load_checkpoint(path, format=FORMAT, config=config,
+                           writer="examples/electron_density.py")
 
 
 def export_weights(checkpoint, path=WEIGHTS) -> None:

@@ -63,7 +63,7 @@ from equinet.data.samplers import NormalModes, water_molecule
 from equinet.models import HamiltonianNetwork
 from equinet.train import (ExponentialMovingAverage, all_reduce_sum, init_distributed,
                            load_checkpoint, max_difference_across_ranks, plot_history,
-                           rng_state, save_checkpoint, set_rng_state, shard, train_epoch)
+                           rng_state, save_checkpoint, restore_training, shard, train_epoch)
 
 FORMAT = "equinet.examples.hamiltonian/1"
 #: The PBE/def2-SVP minimum of water (O-H 0.9747 A, H-O-H 102.04 degrees, found by
@@ -280,12 +280,8 @@ def train(args, ctx) -> dict:
     out = Path(args.out)
     ckpt_path = out / "ckpt.pt"
     if args.resume:
-        state = read_checkpoint(ckpt_path, config)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
+        state = restore_training(read_checkpoint(ckpt_path, config), model, optimizer,
+                                 scheduler, ema)
         history, epoch, wall = state["history"], state["epoch"], state["wall_time_s"]
     net = ctx.wrap(model)
     train_set = torch.utils.data.TensorDataset(data["train"])

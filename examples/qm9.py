@@ -42,7 +42,7 @@ from equinet.data import QM9
 from equinet.models import QM9Network
 from equinet.train import (ExponentialMovingAverage, all_reduce_sum, init_distributed,
                            load_checkpoint, max_difference_across_ranks, plot_history,
-                           rng_state, save_checkpoint, set_rng_state, shard, train_epoch)
+                           rng_state, save_checkpoint, restore_training, shard, train_epoch)
 
 FORMAT = "equinet.examples.qm9/1"
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "qm9_U0_quick.pt"
@@ -213,12 +213,8 @@ def train(args, ctx) -> dict:
     out = Path(args.out)
     ckpt_path = out / "ckpt.pt"
     if args.resume:
-        state = read_checkpoint(ckpt_path, model.config)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
+        state = restore_training(read_checkpoint(ckpt_path, model.config), model, optimizer,
+                                 scheduler, ema)
         history, epoch, wall = state["history"], state["epoch"], state["wall_time_s"]
     net = ctx.wrap(model)
     sampler = ctx.sampler(torch.utils.data.Subset(ds, train_idx.tolist()), seed=args.seed)

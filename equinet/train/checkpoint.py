@@ -109,6 +109,22 @@ def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu", *,
     return state
 
 
+def restore_training(state: Dict[str, Any], model: torch.nn.Module, optimizer=None,
+                     scheduler=None, ema=None) -> Dict[str, Any]:
+    """Put a run back where the checkpoint ``state`` left it, for an exact resume.
+
+    Loads ``state["model"]``, and ``"optimizer"``, ``"scheduler"``, ``"ema"`` into the
+    objects given, then the random-number generators (``state["rng"]``, from
+    :func:`rng_state`) last, so that nothing above draws from them. Returns ``state``.
+    """
+    model.load_state_dict(state["model"])
+    for key, target in (("optimizer", optimizer), ("scheduler", scheduler), ("ema", ema)):
+        if target is not None:
+            target.load_state_dict(state[key])
+    set_rng_state(state["rng"])
+    return state
+
+
 _PLAIN = (int, float, bool, str, type(None), torch.Tensor, torch.dtype, torch.device)
 
 
